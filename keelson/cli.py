@@ -1,0 +1,61 @@
+"""`keelson` entry point. Sub-command groups live in their own modules and import heavy packages lazily."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from inventory.errors import KeelsonError
+from keelson import __version__, inventory_cmd
+
+app = typer.Typer(
+    name="keelson",
+    help="Provision machines and bootstrap a highly available Kubernetes cluster on them, then keep it alive.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(inventory_cmd.app, name="inventory")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"keelson {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """keelson: HA Kubernetes on your machines, from one inventory."""
+
+
+def main() -> None:
+    """Console-script entry: user errors become a message and a non-zero exit, never a traceback."""
+    try:
+        app(standalone_mode=False)
+    except KeelsonError as exc:
+        from rich.console import Console
+        from rich.text import Text
+
+        Console(stderr=True, highlight=False, soft_wrap=True).print(Text("error: ", style="bold red") + Text(str(exc)))
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # click usage errors come through here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()
