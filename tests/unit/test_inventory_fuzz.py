@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from inventory.errors import InventoryError
 from inventory.loader import parse_inventory
+from inventory.model import Role
 
 EXAMPLES = Path(__file__).parents[2] / "inventory" / "examples"
 BASES = [yaml.safe_load((EXAMPLES / f"{n}.yaml").read_text()) for n in ("lab", "ha-3", "ha-5-windows")]
@@ -109,3 +110,66 @@ def test_mutations_fail_only_with_inventory_error(doc: Any) -> None:
 def test_arbitrary_text_fails_only_with_inventory_error(text: str) -> None:
     with contextlib.suppress(InventoryError):
         parse_inventory(text, source="fuzz.yaml")
+
+
+@st.composite
+def structured(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid-shaped cluster with a few targeted twists, so the cross-field rules (not the schema) see odd shapes."""
+    masters = draw(st.sampled_from([1, 3, 3, 4, 5, 5]))
+    workers = draw(st.integers(min_value=0, max_value=3))
+    lbs = draw(st.sampled_from([0, 0, 1, 2]))
+    hosts: list[dict[str, Any]] = []
+    for role, count in (("master", masters), ("worker", workers), ("lb", lbs)):
+        for i in range(count):
+            hosts.append({"name": f"{role}{i}", "address": f"198.18.0.{len(hosts) + 11}", "roles": [role]})
+    doc: dict[str, Any] = {
+        "name": "fuzz",
+        "non_ha": draw(st.booleans()),
+        "hosts": hosts,
+        "control_plane": {"vip": "198.18.0.100/24"},
+        "backups": {"targets": [{"kind": "ssh", "host": "worker0", "path": "/b"}]},
+    }
+    twist = st.integers(min_value=0, max_value=3).map(lambda x: x == 0)  # each twist ~1 in 4
+    host_index = st.integers(min_value=0, max_value=len(hosts) - 1)
+    if draw(twist):
+        hosts[draw(host_index)]["address"] = hosts[draw(host_index)]["address"]
+    if draw(twist):
+        hosts[draw(host_index)]["os"] = "windows"
+    if draw(twist):
+        hosts[draw(host_index)]["roles"] = draw(st.sampled_from([["master", "worker"], ["worker", "etcd"], ["etcd"]]))
+    if draw(twist):
+        doc["etcd"] = {"placement": "dedicated"}
+    if draw(twist):
+        doc["control_plane"]["vip"] = draw(st.sampled_from(["198.18.0.0/24", "10.0.0.100/8", "198.18.0.11/24"]))
+    if draw(twist):
+        doc["control_plane"]["load_balancer"] = draw(st.sampled_from(["keepalived+nginx", "external"]))
+        if draw(st.booleans()):
+            doc["control_plane"]["endpoint"] = "lb.example:6443"
+    if draw(twist):
+        doc["network"] = {
+            "pod_cidr": draw(st.sampled_from(["198.18.0.0/16", "10.0.0.0/8", "10.96.0.0/16"])),
+            "service_cidr": draw(st.sampled_from(["10.96.0.0/12", "10.244.0.0/20"])),
+        }
+    if draw(twist):
+        doc["addons"] = {"storage": "nfs"}
+    if draw(twist):
+        doc["backups"]["targets"][0]["path"] = "relative/dir"
+    return doc
+
+
+@settings(max_examples=1000, deadline=None)
+@given(structured())
+def test_structured_inventories_fail_only_with_inventory_error(doc: dict[str, Any]) -> None:
+    try:
+        cluster = parse_inventory(yaml.safe_dump(doc), source="fuzz.yaml")
+    except InventoryError as exc:
+        problems = exc.problems
+    else:
+        problems = []
+    if problems:
+        assert all(p.field and p.message for p in problems)
+        return
+    # whatever passes really satisfies the core rules
+    assert len(cluster.masters) in (3, 5) or (len(cluster.masters) == 1 and cluster.non_ha)
+    assert len({h.address for h in cluster.hosts}) == len(cluster.hosts)
+    assert all(h.roles == [Role.WORKER] for h in cluster.hosts if h.os.value == "windows")
