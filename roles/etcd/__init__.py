@@ -1,0 +1,61 @@
+"""etcd role: an external etcd cluster with TLS on the masters (or on dedicated `etcd`-role hosts).
+
+CONTRACT (stable: the backups package and the control-plane role build on it; change it only with them)
+=======================================================================================================
+
+Members
+    `cluster.etcd_members` (masters, or the hosts with role `etcd` when `etcd.placement: dedicated`), 3 or 5.
+    Member name = inventory host name. Initial cluster token = `cluster_token(cluster)` = "keelson-<cluster.name>"
+    (stable across runs). `initial-cluster-state: new` at bootstrap (ignored by etcd once the data dir exists).
+
+URLs (IPv6 addresses in brackets)
+    client  https://<host.address>:<cluster.etcd.client_port>   (also listens on https://127.0.0.1:<client_port>)
+    peer    https://<host.address>:<cluster.etcd.peer_port>
+    TLS on both, `client-cert-auth: true` on both: a client without a certificate signed by the etcd CA is refused.
+
+Files on every etcd member (dirs 0755 root; keys 0600 owner etcd for etcd's own, root for the clients)
+    /etc/etcd/pki/ca.crt                         the etcd CA (one per cluster, made once on the operator side)
+    /etc/etcd/pki/server.crt, server.key         SANs: host name, address, localhost, 127.0.0.1, ::1
+    /etc/etcd/pki/peer.crt,   peer.key           SANs: host name, address (serverAuth + clientAuth)
+    /etc/etcd/pki/healthcheck-client.crt, .key   client cert keelson uses for etcdctl (health gate, member list)
+    /etc/keelson/backup/etcd-ca.crt              = the etcd CA, for the backup agent
+    /etc/keelson/backup/etcd-client.crt, .key    client cert of the backup agent (CN keelson-backup), root 0600
+    /etc/etcd/etcd.conf.yml                      etcd's whole config (`etcd --config-file`), rendered from Jinja2
+    data dir = `cluster.etcd.data_dir` (default /var/lib/etcd), owner etcd, 0700
+Files on every master (kubeadm's external-etcd layout, consumed by the control-plane role)
+    /etc/kubernetes/pki/etcd/ca.crt
+    /etc/kubernetes/pki/apiserver-etcd-client.crt, apiserver-etcd-client.key  (CN kube-apiserver-etcd-client)
+
+Unit
+    `etcd.service`, keelson's own full unit at /etc/systemd/system/etcd.service (it replaces Debian's vendor unit,
+    which races the network at boot): `After=/Wants=network-online.target`, `Type=notify`, `User=etcd`,
+    `Restart=on-failure`, `RestartSec=2`, `ExecStart=/usr/bin/etcd --config-file /etc/etcd/etcd.conf.yml`, enabled.
+
+Operator-side state (StateDir of the cluster, 0700 dirs / 0600 files)
+    pki/etcd/ca.crt, ca.key; pki/etcd/<host>/server.{crt,key}, peer.{crt,key};
+    pki/etcd/{healthcheck-client,backup-client,apiserver-etcd-client}.{crt,key}; pki/inventory.json (expiries).
+    `roles.pki.cert_expiries(state) -> list[CertInfo(name, host, not_after)]`.
+
+Python helpers (roles/etcd/commands.py; all return one shell command string, tokens quoted with shlex)
+    TLSPaths(ca, cert, key); HEALTHCHECK_TLS, BACKUP_TLS (the paths above)
+    EtcdVersion.parse("etcd Version: 3.4.23 ...") / EtcdVersion.parse("3.5.17"); .uses_etcdutl (>= 3.5)
+    etcdctl(args, *, endpoints, tls) -> str            "ETCDCTL_API=3 etcdctl --endpoints=… --cacert … <args>"
+    snapshot_save_cmd(snapshot, *, endpoint, tls) -> str
+    snapshot_restore_cmd(version, snapshot, name, initial_cluster, token, peer_url, data_dir) -> str
+        3.4: "ETCDCTL_API=3 etcdctl snapshot restore …"; 3.5+: "etcdutl snapshot restore …"; flags --name
+        --initial-cluster --initial-cluster-token --initial-advertise-peer-urls --data-dir
+    snapshot_status_cmd(version, snapshot) -> str        (-w json; etcdctl for 3.4, etcdutl for 3.5+)
+    initial_cluster(cluster) -> str                      "m1=https://10.0.0.11:2380,m2=…" in inventory order
+    member_peer_url(cluster, host) -> str; member_client_url(cluster, host) -> str
+    client_endpoints(cluster) -> str                     comma-separated client URLs of every member
+    cluster_token(cluster) -> str
+
+Phases
+    roles.pki.phases(cluster) -> list[Phase]    "PKI | …": make/refresh certs in state, upload when sha256 differs
+    roles.etcd.phases(cluster) -> list[Phase]   "etcd | …": packages, config, unit, bootstrap (parallel start),
+                                                quorum-aware restart (one member at a time, health gate between),
+                                                final gate `etcdctl endpoint health --cluster` over TLS.
+
+Not yet (later issue): adding or removing a member of a running cluster (`etcdctl member add` + state `existing`).
+A host added to the inventory of a running cluster is refused with a hint rather than started with `new`.
+"""
