@@ -7,7 +7,7 @@ import sys
 import typer
 
 from inventory.errors import KeelsonError
-from keelson import __version__, inventory_cmd
+from keelson import __version__, bench_cmd, inventory_cmd, lab_cmd
 
 app = typer.Typer(
     name="keelson",
@@ -17,6 +17,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(inventory_cmd.app, name="inventory")
+app.add_typer(lab_cmd.app, name="lab")
+app.add_typer(bench_cmd.app, name="bench")
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,362 @@
+"""A lab: N full Debian hosts (systemd-nspawn on an overlay each) on a private bridge, reachable by strict SSH.
+
+`Lab.up(spec)` boots them (building the cached rootfs once), `lab.down()` leaves nothing behind, `kill`/`start`
+pull and restore one host's power. The recipe and its pitfalls are in shared/LAB.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from provision.lab import cgroups, files, network, rootfs
+from provision.lab.errors import LabError
+from provision.lab.network import LabNetwork
+from provision.lab.paths import LabPaths, lab_root
+from provision.lab.topology import LabHost, LabSpec, hosts_for
+
+log = logging.getLogger(__name__)
+
+BOOT_TIMEOUT_S = 180.0
+STOP_TIMEOUT_S = 30.0
+HOST_TOOLS = {"debootstrap": "debootstrap", "systemd-nspawn": "systemd-container", "ip": "iproute2",
+              "ssh": "openssh-client", "ssh-keygen": "openssh-client"}  # fmt: skip
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise LabError("the lab needs root (it mounts overlays, makes a bridge and boots containers)",
+                       hint="run it as root, e.g. sudo -E uv run keelson lab up")  # fmt: skip
+
+
+def missing_host_packages() -> list[str]:
+    return sorted({pkg for tool, pkg in HOST_TOOLS.items() if shutil.which(tool) is None})
+
+
+def ensure_host_packages() -> None:
+    missing = missing_host_packages()
+    if not missing:
+        return
+    command = ["apt-get", "install", "-y", "--no-install-recommends", *missing]
+    if shutil.which("apt-get") is None:
+        raise LabError(f"missing host packages: {', '.join(missing)}", hint=" ".join(command))
+    log.info("installing host packages: %s", " ".join(missing))
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for argv in (["apt-get", "update", "-q"], command):
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+        if proc.returncode != 0:
+            raise LabError(f"`{' '.join(argv)}` failed: {proc.stderr.strip()[-500:]}", hint=" ".join(command))
+
+
+def raise_inotify_limits() -> None:
+    """About 7 inotify instances per idle host, all as root: the default 128 runs out near 20 hosts."""
+    for key, want in (("max_user_instances", 8192), ("max_user_watches", 1048576)):
+        path = Path("/proc/sys/fs/inotify") / key
+        if int(path.read_text()) < want:
+            path.write_text(str(want))
+
+
+@dataclass(frozen=True)
+class LabState:
+    name: str
+    index: int
+    spec: LabSpec
+    hosts: list[LabHost]
+    base: str
+
+    def to_json(self) -> str:
+        return json.dumps({"name": self.name, "index": self.index, "spec": asdict(self.spec),
+                           "hosts": [asdict(h) for h in self.hosts], "base": self.base}, indent=1)  # fmt: skip
+
+    @classmethod
+    def from_json(cls, text: str) -> LabState:
+        data = json.loads(text)
+        return cls(data["name"], data["index"], LabSpec(**data["spec"]), [LabHost(**h) for h in data["hosts"]],
+                   data["base"])  # fmt: skip
+
+
+class Lab:
+    """A running (or partly running) lab, loaded from its state dir."""
+
+    def __init__(self, state: LabState, inventory_path: Path | None = None) -> None:
+        self.state = state
+        self.paths = LabPaths(state.name)
+        self.net = LabNetwork(state.index)
+        self.inventory_path = inventory_path or self.paths.root / "inventory.yaml"
+
+    # -- what tests and the CLI read ---------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.state.name
+
+    @property
+    def hosts(self) -> list[LabHost]:
+        return list(self.state.hosts)
+
+    @property
+    def key_path(self) -> Path:
+        return self.paths.key
+
+    @property
+    def known_hosts_path(self) -> Path:
+        return self.paths.known_hosts
+
+    @property
+    def ssh_config_path(self) -> Path:
+        return self.paths.ssh_config
+
+    @property
+    def gateway(self) -> str:
+        return str(self.net.gateway)
+
+    @property
+    def vip(self) -> str:
+        return str(self.net.vip.ip)
+
+    def host(self, name: str) -> LabHost:
+        for h in self.state.hosts:
+            if h.name == name:
+                return h
+        raise LabError(f"lab {self.name!r} has no host {name!r}", hint=", ".join(h.name for h in self.state.hosts))
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    @classmethod
+    def up(cls, spec: LabSpec, inventory_out: Path | None = None) -> Lab:
+        spec.validate()
+        require_root()
+        ensure_host_packages()
+        base = rootfs.ensure_base()
+        raise_inotify_limits()
+        paths = LabPaths(spec.name)
+        existing = cls.load(spec.name) if paths.state_file.exists() else None
+        if existing is not None and existing.state.spec != spec:
+            raise LabError(f"lab {spec.name!r} already exists with {existing.state.spec}",
+                           hint=f"keelson lab down --name {spec.name}, or use another --name")  # fmt: skip
+        net = network.allocate(spec.name)
+        state = LabState(spec.name, net.index, spec, hosts_for(spec, net), str(base))
+        paths.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        paths.run.mkdir(exist_ok=True)
+        files.write_atomic(paths.state_file, state.to_json())
+        lab = cls(state, inventory_out or Path("inventory/generated") / f"{spec.name}.yaml")
+        network.ensure_bridge(net)
+        lab._ensure_key()
+        for host in state.hosts:
+            if lab._launcher_pid(host.name) is None:  # `up` again boots only what is down
+                lab._launch(host)
+        lab._wait_ready(state.hosts)
+        lab._write_access_files()
+        return lab
+
+    @classmethod
+    def load(cls, name: str) -> Lab:
+        paths = LabPaths(name)
+        if not paths.state_file.exists():
+            raise LabError(f"no lab named {name!r}", hint="keelson lab up --name NAME …; keelson lab status")
+        inv = paths.root / "inventory.path"
+        return cls(LabState.from_json(paths.state_file.read_text()),
+                   Path(inv.read_text().strip()) if inv.exists() else None)  # fmt: skip
+
+    @staticmethod
+    def names() -> list[str]:
+        root = lab_root()
+        return sorted(p.parent.name for p in root.glob("*/lab.json")) if root.exists() else []
+
+    def down(self, keep_state: bool = False) -> None:
+        """Power everything off (clean, then hard after a deadline), unmount, remove cgroups, bridge and files."""
+        for host in self.state.hosts:
+            pid = self._launcher_pid(host.name)
+            if pid is not None:
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for host in self.state.hosts:
+            if not self._wait_launcher_gone(host.name, deadline):
+                log.warning("%s: no clean poweroff in %.0f s, killing it", host.name, STOP_TIMEOUT_S)
+                self._hard_stop(host.name)
+        for host in self.state.hosts:
+            self._teardown_host(host.name, keep_state)
+        network.delete_link(self.net.bridge)
+        network.release(self.name)
+        if not keep_state:
+            shutil.rmtree(self.paths.root, ignore_errors=True)
+
+    def kill(self, host_name: str) -> None:
+        """Hard power-off: every process of the host SIGKILLed at once (cgroup.kill)."""
+        host = self.host(host_name)
+        cgroups.kill(self.name, host.name)
+        if not self._wait_launcher_gone(host.name, time.monotonic() + 10):
+            raise LabError(f"{host.name}: still running after cgroup.kill")
+
+    def start(self, host_name: str) -> None:
+        host = self.host(host_name)
+        if self._launcher_pid(host.name) is None:
+            self._launch(host)
+        self._wait_ready([host])
+        self._write_access_files()
+
+    def is_running(self, host_name: str) -> bool:
+        return self._launcher_pid(self.host(host_name).name) is not None
+
+    # -- using the hosts -----------------------------------------------------------------------------
+    def ssh_argv(self, host_name: str, command: str | None = None) -> list[str]:
+        argv = ["ssh", "-F", str(self.paths.ssh_config), self.host(host_name).name]
+        return [*argv, "--", command] if command is not None else argv
+
+    def run(
+        self, host_name: str, command: str, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(self.ssh_argv(host_name, command), capture_output=True, text=True, timeout=timeout,
+                              check=False)  # fmt: skip
+        if check and proc.returncode != 0:
+            raise LabError(f"{host_name}: `{command}` exited {proc.returncode}: {proc.stderr.strip()[-400:]}")
+        return proc
+
+    def memory_mib(self) -> dict[str, float]:
+        out = {}
+        for host in self.state.hosts:
+            used = cgroups.memory_bytes(self.name, host.name)
+            if used is not None:
+                out[host.name] = used / 2**20
+        return out
+
+    # -- internals -----------------------------------------------------------------------------------
+    def _ensure_key(self) -> None:
+        if self.paths.key.exists():
+            return
+        self.paths.key.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"keelson-lab-{self.name}",
+                        "-f", str(self.paths.key)], check=True)  # fmt: skip
+
+    def _mount(self, host: str) -> Path:
+        d = self.paths.host_dir(host)
+        merged = d / "merged"
+        for sub in ("upper", "work", "merged"):
+            (d / sub).mkdir(parents=True, exist_ok=True)
+        if not os.path.ismount(merged):
+            opts = f"lowerdir={self.state.base},upperdir={d / 'upper'},workdir={d / 'work'}"
+            proc = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", opts, str(merged)],
+                                  capture_output=True, text=True, check=False)  # fmt: skip
+            if proc.returncode != 0:
+                raise LabError(f"{host}: cannot mount its overlay: {proc.stderr.strip()}")
+        return merged
+
+    def _launch(self, host: LabHost) -> None:
+        merged = self._mount(host.name)
+        pubkey = self.paths.key.with_suffix(".pub").read_text()
+        files.write_identity(merged, host, self.state.hosts, self.net, pubkey)
+        network.delete_link(f"vb-{self.net.machine(host.name)}")  # a hard-killed host's veth lingers (pitfall 5)
+        logf = open(self.paths.log(host.name), "ab")  # noqa: SIM115 - handed to the child, closed below
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "provision.lab.launcher", self.name, host.name, str(merged),
+                 self.net.machine(host.name), self.net.bridge],
+                stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, start_new_session=True, cwd="/",
+                env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+            )  # fmt: skip
+        finally:
+            logf.close()
+        self.paths.launcher_pid(host.name).write_text(f"{proc.pid}\n")
+        deadline = time.monotonic() + 10  # until exec, /proc/PID/cmdline still shows the parent's command line
+        while self._launcher_pid(host.name) is None:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise LabError(f"{host.name}: its launcher did not start (exit {proc.poll()})",
+                               hint=f"see {self.paths.log(host.name)}")  # fmt: skip
+            time.sleep(0.002)
+
+    def _launcher_pid(self, host: str) -> int | None:
+        """The launcher's pid if it is alive and really ours (checked through /proc/PID/cmdline)."""
+        f = self.paths.launcher_pid(host)
+        try:
+            pid = int(f.read_text())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            return None
+        if b"provision.lab.launcher" in cmdline and self.name.encode() in cmdline and host.encode() in cmdline:
+            return pid
+        if cmdline == [b""]:  # a zombie: a launcher this process started has exited; collect it
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+        return None
+
+    def _wait_launcher_gone(self, host: str, deadline: float) -> bool:
+        while self._launcher_pid(host) is not None:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    def _hard_stop(self, host: str) -> None:
+        cgroups.kill(self.name, host)
+        pid = self._launcher_pid(host)
+        if pid is not None and not self._wait_launcher_gone(host, time.monotonic() + 5):
+            os.kill(pid, signal.SIGKILL)
+
+    def _teardown_host(self, host: str, keep_state: bool) -> None:
+        merged = self.paths.merged(host)
+        if os.path.ismount(merged):
+            proc = subprocess.run(["umount", str(merged)], capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                subprocess.run(["umount", "-l", str(merged)], check=False)
+        cgroups.remove(self.name, host)
+        network.delete_link(f"vb-{self.net.machine(host)}")
+        self.paths.launcher_pid(host).unlink(missing_ok=True)
+        if not keep_state:
+            shutil.rmtree(self.paths.host_dir(host), ignore_errors=True)
+
+    def _wait_ready(self, hosts: list[LabHost]) -> None:
+        """Each host: its launcher alive, its own host key written, and sshd answering with an SSH banner."""
+        deadline = time.monotonic() + BOOT_TIMEOUT_S
+        pending = {h.name: h for h in hosts}
+        with ThreadPoolExecutor(max_workers=min(32, len(hosts))) as pool:
+            while pending:
+                if time.monotonic() > deadline:
+                    raise LabError(f"hosts not reachable after {BOOT_TIMEOUT_S:.0f} s: {', '.join(sorted(pending))}",
+                                   hint=f"see {self.paths.run}/<host>.log")  # fmt: skip
+                for name in list(pending):
+                    if self._launcher_pid(name) is None:
+                        tail = self.paths.log(name).read_text(errors="replace").strip().splitlines()[-5:]
+                        raise LabError(f"{name}: its container stopped while booting: {' | '.join(tail)}")
+                ready = dict(zip(pending, pool.map(self._ready, pending.values()), strict=True))
+                for name, ok in ready.items():
+                    if ok:
+                        del pending[name]
+                if pending:
+                    time.sleep(0.05)
+
+    def _ready(self, host: LabHost) -> bool:
+        if not (self.paths.merged(host.name) / "etc/ssh/ssh_host_ed25519_key.pub").exists():
+            return False
+        try:
+            with socket.create_connection((host.address, 22), timeout=0.5) as sock:
+                sock.settimeout(1.0)
+                return sock.recv(4).startswith(b"SSH-")
+        except OSError:
+            return False
+
+    def _write_access_files(self) -> None:
+        """known_hosts from each host's own key file (read from its disk, not trusted off the network)."""
+        lines = []
+        for host in self.state.hosts:
+            pub = self.paths.merged(host.name) / "etc/ssh/ssh_host_ed25519_key.pub"
+            if pub.exists():
+                kind, key = pub.read_text().split()[:2]
+                lines.append(f"{host.name},{host.address} {kind} {key}\n")
+        files.write_atomic(self.paths.known_hosts, "".join(lines), mode=0o600)
+        files.write_atomic(self.paths.ssh_config,
+                           files.ssh_config(self.state.hosts, self.paths.key, self.paths.known_hosts))  # fmt: skip
+        text = files.inventory(self.state.spec, self.state.hosts, self.net, self.paths.key, self.paths.known_hosts)
+        target = self.inventory_path.resolve()
+        files.write_atomic(target, text)
+        files.write_atomic(self.paths.root / "inventory.yaml", text)
+        files.write_atomic(self.paths.root / "inventory.path", f"{target}\n")

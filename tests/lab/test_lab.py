@@ -1,0 +1,132 @@
+"""The lab on real hosts: strict SSH, running systemd, a full mesh, kill/start, and a teardown that leaves nothing."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from inventory.loader import load_inventory
+from provision.lab import Lab, LabError, LabSpec
+from provision.lab.network import link_exists
+
+pytestmark = pytest.mark.lab
+
+
+def wait_running(lab: Lab, host: str, deadline_s: float = 60) -> str:
+    """`is-system-running` says `starting` for a moment after SSH answers; wait for the final word."""
+    deadline = time.monotonic() + deadline_s
+    state = ""
+    while time.monotonic() < deadline:
+        state = lab.run(host, "systemctl is-system-running", check=False).stdout.strip()
+        if state not in ("starting", "initializing", ""):
+            return state
+        time.sleep(0.2)
+    return state
+
+
+def test_hosts_run_systemd_and_reach_each_other(lab: Lab) -> None:
+    names = [h.name for h in lab.hosts]
+    assert names == ["m1", "m2", "m3", "w1", "w2"]
+    for host in names:
+        assert wait_running(lab, host) == "running", lab.run(host, "systemctl --failed", check=False).stdout
+        mesh = lab.run(
+            host, "for h in " + " ".join(names) + "; do ping -c1 -W2 -q $h >/dev/null && echo ok || echo FAIL $h; done"
+        )
+        assert mesh.stdout.split() == ["ok"] * len(names)
+
+
+def test_ssh_is_strict(lab: Lab, tmp_path: Path) -> None:
+    host = lab.hosts[0]
+    ok = lab.run(host.name, "hostname")
+    assert ok.stdout.strip() == host.name
+    # the known_hosts the lab wrote is what makes SSH work: with an empty one, strict checking refuses
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    refused = subprocess.run(
+        ["ssh", "-F", str(lab.ssh_config_path), "-o", f"UserKnownHostsFile={empty}", host.name, "true"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert refused.returncode == 255
+    assert "Host key verification failed" in refused.stderr
+    assert "StrictHostKeyChecking yes" in lab.ssh_config_path.read_text()
+
+
+def test_known_hosts_holds_each_hosts_own_key(lab: Lab) -> None:
+    lines = lab.known_hosts_path.read_text().splitlines()
+    assert len(lines) == len(lab.hosts)
+    for host, line in zip(lab.hosts, lines, strict=True):
+        names, kind, key = line.split()
+        assert names == f"{host.name},{host.address}" and kind == "ssh-ed25519"
+        on_host = lab.run(host.name, "cat /etc/ssh/ssh_host_ed25519_key.pub").stdout.split()[1]
+        assert on_host == key
+
+
+def test_generated_inventory_validates(lab: Lab) -> None:
+    cluster = load_inventory(lab.inventory_path)
+    assert [h.name for h in cluster.masters] == ["m1", "m2", "m3"]
+    assert str(cluster.control_plane.vip.ip) == lab.vip
+    assert cluster.ssh_for(cluster.masters[0]).known_hosts == str(lab.known_hosts_path)
+
+
+def test_up_again_is_a_no_op_and_a_different_shape_is_refused(lab_factory) -> None:
+    lab = lab_factory("t-again", masters=1, workers=0)
+    before = lab.known_hosts_path.read_text()
+    again = lab_factory("t-again", masters=1, workers=0)
+    assert again.known_hosts_path.read_text() == before
+    with pytest.raises(LabError, match="already exists"):
+        Lab.up(LabSpec(name="t-again", masters=3, workers=0))
+
+
+def test_kill_then_start_keeps_the_host_key(lab_factory) -> None:
+    lab = lab_factory("t-fault", masters=1, workers=1)
+    key_before = lab.known_hosts_path.read_text()
+    lab.kill("w1")
+    assert not lab.is_running("w1")
+    assert lab.run("w1", "true", check=False, timeout=30).returncode == 255
+    lab.start("w1")
+    assert lab.run("w1", "hostname").stdout.strip() == "w1"
+    assert lab.known_hosts_path.read_text() == key_before
+    assert lab.run("m1", "ping -c1 -W2 -q w1", check=False).returncode == 0
+
+
+def test_down_leaves_nothing_behind(lab_factory) -> None:
+    lab = lab_factory("t-down", masters=1, workers=1)
+    pids = [lab._launcher_pid(h.name) for h in lab.hosts]
+    machines = [lab.net.machine(h.name) for h in lab.hosts]
+    root = lab.paths.root
+    assert all(pids) and link_exists(lab.net.bridge)
+    lab.down()
+    lab.down()  # idempotent
+    for pid in pids:
+        assert (
+            not Path(f"/proc/{pid}").exists()
+            or b"provision.lab.launcher" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+        )
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+    assert not [m for m in machines if f"-M {m} " in ps]
+    assert str(root) not in Path("/proc/mounts").read_text()
+    leftover = [p for p in Path("/sys/fs/cgroup").glob("*/keelson-lab/t-down")] + list(
+        Path("/sys/fs/cgroup").glob("memory/**/keelson-lab/t-down")
+    )
+    assert leftover == []
+    assert not link_exists(lab.net.bridge)
+    assert not any(link_exists(f"vb-{m}") for m in machines)
+    assert not root.exists()
+    assert "t-down" not in Lab.names()
+
+
+@pytest.mark.slow
+def test_twenty_hosts(lab_factory) -> None:
+    lab = lab_factory("t-twenty", masters=5, workers=15)
+    assert len(lab.hosts) == 20
+    for host in lab.hosts:
+        assert wait_running(lab, host.name) == "running"
+    far = lab.hosts[-1]
+    assert lab.run("m1", f"ping -c1 -W2 -q {far.name}", check=False).returncode == 0
+    lab.down()
