@@ -23,6 +23,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -213,7 +214,7 @@ class EtcdAccess:
     cert: str
     key: str
     etcdctl: str = "etcdctl"
-    status_tool: str = "etcdctl"  # `etcdutl` from etcd 3.5 on
+    status_tool: str = "auto"  # `etcdutl` from etcd 3.5 on; auto: etcdutl when installed, else etcdctl
 
     def etcdctl_argv(self, *args: str, endpoints: Sequence[str] | None = None) -> list[str]:
         eps = ",".join(endpoints or [self.endpoint])
@@ -221,7 +222,10 @@ class EtcdAccess:
         return [self.etcdctl, f"--endpoints={eps}", *tls, "--dial-timeout=3s", "--command-timeout=15s", *args]
 
     def snapshot_status_argv(self, snapshot: str) -> list[str]:
-        return [self.status_tool, "snapshot", "status", snapshot, "-w", "json"]
+        tool = self.status_tool
+        if tool == "auto":
+            tool = "etcdutl" if shutil.which("etcdutl") else "etcdctl"
+        return [tool, "snapshot", "status", snapshot, "-w", "json"]
 
 
 # -- configuration ----------------------------------------------------------------------------------------------
