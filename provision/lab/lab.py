@@ -30,15 +30,22 @@ log = logging.getLogger(__name__)
 
 BOOT_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 30.0
-HOST_TOOLS = {"debootstrap": "debootstrap", "systemd-nspawn": "systemd-container", "ip": "iproute2",
-              "ssh": "openssh-client", "ssh-keygen": "openssh-client"}  # fmt: skip
+HOST_TOOLS = {
+    "debootstrap": "debootstrap",
+    "systemd-nspawn": "systemd-container",
+    "ip": "iproute2",
+    "ssh": "openssh-client",
+    "ssh-keygen": "openssh-client",
+}
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def require_root() -> None:
     if os.geteuid() != 0:
-        raise LabError("the lab needs root (it mounts overlays, makes a bridge and boots containers)",
-                       hint="run it as root, e.g. sudo -E uv run keelson lab up")  # fmt: skip
+        raise LabError(
+            "the lab needs root (it mounts overlays, makes a bridge and boots containers)",
+            hint="run it as root, e.g. sudo -E uv run keelson lab up",
+        )
 
 
 def missing_host_packages() -> list[str]:
@@ -77,14 +84,23 @@ class LabState:
     base: str
 
     def to_json(self) -> str:
-        return json.dumps({"name": self.name, "index": self.index, "spec": asdict(self.spec),
-                           "hosts": [asdict(h) for h in self.hosts], "base": self.base}, indent=1)  # fmt: skip
+        return json.dumps(
+            {
+                "name": self.name,
+                "index": self.index,
+                "spec": asdict(self.spec),
+                "hosts": [asdict(h) for h in self.hosts],
+                "base": self.base,
+            },
+            indent=1,
+        )
 
     @classmethod
     def from_json(cls, text: str) -> LabState:
         data = json.loads(text)
-        return cls(data["name"], data["index"], LabSpec(**data["spec"]), [LabHost(**h) for h in data["hosts"]],
-                   data["base"])  # fmt: skip
+        return cls(
+            data["name"], data["index"], LabSpec(**data["spec"]), [LabHost(**h) for h in data["hosts"]], data["base"]
+        )
 
 
 class Lab:
@@ -142,8 +158,10 @@ class Lab:
         paths = LabPaths(spec.name)
         existing = cls.load(spec.name) if paths.state_file.exists() else None
         if existing is not None and existing.state.spec != spec:
-            raise LabError(f"lab {spec.name!r} already exists with {existing.state.spec}",
-                           hint=f"keelson lab down --name {spec.name}, or use another --name")  # fmt: skip
+            raise LabError(
+                f"lab {spec.name!r} already exists with {existing.state.spec}",
+                hint=f"keelson lab down --name {spec.name}, or use another --name",
+            )
         net = network.allocate(spec.name)
         state = LabState(spec.name, net.index, spec, hosts_for(spec, net), str(base))
         paths.root.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -165,8 +183,9 @@ class Lab:
         if not paths.state_file.exists():
             raise LabError(f"no lab named {name!r}", hint="keelson lab up --name NAME …; keelson lab status")
         inv = paths.root / "inventory.path"
-        return cls(LabState.from_json(paths.state_file.read_text()),
-                   Path(inv.read_text().strip()) if inv.exists() else None)  # fmt: skip
+        return cls(
+            LabState.from_json(paths.state_file.read_text()), Path(inv.read_text().strip()) if inv.exists() else None
+        )
 
     @staticmethod
     def names() -> list[str]:
@@ -216,8 +235,9 @@ class Lab:
     def run(
         self, host_name: str, command: str, check: bool = True, timeout: float = 120
     ) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(self.ssh_argv(host_name, command), capture_output=True, text=True, timeout=timeout,
-                              check=False)  # fmt: skip
+        proc = subprocess.run(
+            self.ssh_argv(host_name, command), capture_output=True, text=True, timeout=timeout, check=False
+        )
         if check and proc.returncode != 0:
             raise LabError(f"{host_name}: `{command}` exited {proc.returncode}: {proc.stderr.strip()[-400:]}")
         return proc
@@ -235,8 +255,21 @@ class Lab:
         if self.paths.key.exists():
             return
         self.paths.key.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"keelson-lab-{self.name}",
-                        "-f", str(self.paths.key)], check=True)  # fmt: skip
+        subprocess.run(
+            [
+                "ssh-keygen",
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                f"keelson-lab-{self.name}",
+                "-f",
+                str(self.paths.key),
+            ],
+            check=True,
+        )
 
     def _mount(self, host: str) -> Path:
         d = self.paths.host_dir(host)
@@ -245,8 +278,12 @@ class Lab:
             (d / sub).mkdir(parents=True, exist_ok=True)
         if not os.path.ismount(merged):
             opts = f"lowerdir={self.state.base},upperdir={d / 'upper'},workdir={d / 'work'}"
-            proc = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", opts, str(merged)],
-                                  capture_output=True, text=True, check=False)  # fmt: skip
+            proc = subprocess.run(
+                ["mount", "-t", "overlay", "overlay", "-o", opts, str(merged)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             if proc.returncode != 0:
                 raise LabError(f"{host}: cannot mount its overlay: {proc.stderr.strip()}")
         return merged
@@ -259,19 +296,33 @@ class Lab:
         logf = open(self.paths.log(host.name), "ab")  # noqa: SIM115 - handed to the child, closed below
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "provision.lab.launcher", self.name, host.name, str(merged),
-                 self.net.machine(host.name), self.net.bridge],
-                stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, start_new_session=True, cwd="/",
+                [
+                    sys.executable,
+                    "-m",
+                    "provision.lab.launcher",
+                    self.name,
+                    host.name,
+                    str(merged),
+                    self.net.machine(host.name),
+                    self.net.bridge,
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=logf,
+                stderr=logf,
+                start_new_session=True,
+                cwd="/",
                 env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
-            )  # fmt: skip
+            )
         finally:
             logf.close()
         self.paths.launcher_pid(host.name).write_text(f"{proc.pid}\n")
         deadline = time.monotonic() + 10  # until exec, /proc/PID/cmdline still shows the parent's command line
         while self._launcher_pid(host.name) is None:
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise LabError(f"{host.name}: its launcher did not start (exit {proc.poll()})",
-                               hint=f"see {self.paths.log(host.name)}")  # fmt: skip
+                raise LabError(
+                    f"{host.name}: its launcher did not start (exit {proc.poll()})",
+                    hint=f"see {self.paths.log(host.name)}",
+                )
             time.sleep(0.002)
 
     def _launcher_pid(self, host: str) -> int | None:
@@ -321,8 +372,10 @@ class Lab:
         with ThreadPoolExecutor(max_workers=min(32, len(hosts))) as pool:
             while pending:
                 if time.monotonic() > deadline:
-                    raise LabError(f"hosts not reachable after {BOOT_TIMEOUT_S:.0f} s: {', '.join(sorted(pending))}",
-                                   hint=f"see {self.paths.run}/<host>.log")  # fmt: skip
+                    raise LabError(
+                        f"hosts not reachable after {BOOT_TIMEOUT_S:.0f} s: {', '.join(sorted(pending))}",
+                        hint=f"see {self.paths.run}/<host>.log",
+                    )
                 for name in list(pending):
                     if self._launcher_pid(name) is None:
                         tail = self.paths.log(name).read_text(errors="replace").strip().splitlines()[-5:]
@@ -353,8 +406,9 @@ class Lab:
                 kind, key = pub.read_text().split()[:2]
                 lines.append(f"{host.name},{host.address} {kind} {key}\n")
         files.write_atomic(self.paths.known_hosts, "".join(lines), mode=0o600)
-        files.write_atomic(self.paths.ssh_config,
-                           files.ssh_config(self.state.hosts, self.paths.key, self.paths.known_hosts))  # fmt: skip
+        files.write_atomic(
+            self.paths.ssh_config, files.ssh_config(self.state.hosts, self.paths.key, self.paths.known_hosts)
+        )
         text = files.inventory(self.state.spec, self.state.hosts, self.net, self.paths.key, self.paths.known_hosts)
         target = self.inventory_path.resolve()
         files.write_atomic(target, text)

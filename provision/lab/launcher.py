@@ -23,10 +23,20 @@ REBOOT_RC = 133
 
 def nspawn_argv(root: str, machine: str, bridge: str) -> list[str]:
     return [
-        "systemd-nspawn", "-D", root, "-M", machine, "--boot", "--register=no", "--keep-unit",
-        f"--network-bridge={bridge}", "--console=passive", "--link-journal=no", "--resolv-conf=off",
+        "systemd-nspawn",
+        "-D",
+        root,
+        "-M",
+        machine,
+        "--boot",
+        "--register=no",
+        "--keep-unit",
+        f"--network-bridge={bridge}",
+        "--console=passive",
+        "--link-journal=no",
+        "--resolv-conf=off",
         "--timezone=off",
-    ]  # fmt: skip
+    ]
 
 
 def main(argv: list[str]) -> int:

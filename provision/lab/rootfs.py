@@ -21,18 +21,52 @@ log = logging.getLogger(__name__)
 
 SUITE = "bookworm"
 PACKAGES: tuple[str, ...] = (
-    "systemd", "systemd-sysv", "dbus", "openssh-server", "openssh-client", "sudo", "procps", "less", "kmod",
-    "iproute2", "iputils-ping", "iptables", "conntrack", "socat", "curl", "ca-certificates", "openssl",
-    "haproxy", "keepalived", "nginx", "libnginx-mod-stream",
-    "etcd-server", "etcd-client", "containerd",
-    "python3", "python3-boto3", "python3-yaml", "cron", "gzip", "zstd", "systemd-timesyncd",
-)  # fmt: skip
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "openssh-server",
+    "openssh-client",
+    "sudo",
+    "procps",
+    "less",
+    "kmod",
+    "iproute2",
+    "iputils-ping",
+    "iptables",
+    "conntrack",
+    "socat",
+    "curl",
+    "ca-certificates",
+    "openssl",
+    "haproxy",
+    "keepalived",
+    "nginx",
+    "libnginx-mod-stream",
+    "etcd-server",
+    "etcd-client",
+    "containerd",
+    "python3",
+    "python3-boto3",
+    "python3-yaml",
+    "cron",
+    "gzip",
+    "zstd",
+    "systemd-timesyncd",
+)
 # Services roles start themselves; the base keeps them off so a fresh host is really fresh.
 DISABLED_UNITS: tuple[str, ...] = (
-    "etcd.service", "haproxy.service", "keepalived.service", "nginx.service", "containerd.service",
-    "apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_all.timer", "e2scrub_reap.service", "fstrim.timer",
+    "etcd.service",
+    "haproxy.service",
+    "keepalived.service",
+    "nginx.service",
+    "containerd.service",
+    "apt-daily.timer",
+    "apt-daily-upgrade.timer",
+    "e2scrub_all.timer",
+    "e2scrub_reap.service",
+    "fstrim.timer",
     "systemd-timesyncd.service",
-)  # fmt: skip
+)
 RECIPE_VERSION = "3"  # bump when the tweaks below change
 
 HOSTKEY_UNIT = """\

@@ -1,0 +1,80 @@
+"""What a step asks a host to do: shell commands (built from quoted tokens) and file writes. Pure data."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import shlex
+from dataclasses import dataclass
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class Command:
+    """One POSIX-sh command run as root on a host. `secrets` are masked wherever the command is shown."""
+
+    script: str
+    secrets: tuple[str, ...] = ()
+    description: str = ""
+    summary_only: bool = False  # show `description` instead of the script (file writes: their content is no plan)
+
+    def redacted(self) -> str:
+        text = self.script
+        for secret in self.secrets:
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+    def shown(self) -> str:
+        """How a plan or a log shows this command: never a secret, never a file's content."""
+        return self.description if self.summary_only and self.description else self.redacted()
+
+
+def sh(*argv: str) -> Command:
+    """A command from argv tokens, quoted."""
+    return Command(shlex.join(argv))
+
+
+@dataclass(frozen=True)
+class FileWrite:
+    """Write `content` to `path` atomically: temp file beside it, optional validation, chown/chmod, rename."""
+
+    path: str
+    content: bytes
+    mode: int = 0o644
+    owner: str = "root"
+    group: str = "root"
+    secret: bool = False
+    validate: str | None = None  # e.g. "haproxy -c -f %s": %s is the temp file; non-zero exit aborts the write
+
+    @property
+    def sha256(self) -> str:
+        return sha256_hex(self.content)
+
+    def to_command(self) -> Command:
+        q = shlex.quote
+        payload = base64.b64encode(self.content).decode()
+        directory = self.path.rsplit("/", 1)[0] or "/"
+        lines = [
+            f"mkdir -p {q(directory)}",
+            f'tmp="$(mktemp {q(directory + "/.keelson.XXXXXX")})"',
+            f"printf '%s' {q(payload)} | base64 -d > \"$tmp\"",
+        ]
+        if self.validate:
+            check = self.validate.replace("%s", '"$tmp"')
+            lines.append(
+                f'if ! {check}; then rm -f "$tmp"; echo "validation failed: {q(self.validate)}" >&2; exit 65; fi'
+            )
+        lines += [
+            f'chown {q(self.owner)}:{q(self.group)} "$tmp"',
+            f'chmod {self.mode:04o} "$tmp"',
+            f'mv -f "$tmp" {q(self.path)}',
+        ]
+        what = "secret, " if self.secret else ""
+        description = (
+            f"write {self.path} ({what}{len(self.content)} bytes, mode {self.mode:04o}, sha256 {self.sha256[:12]})"
+        )
+        return Command("set -e\n" + "\n".join(lines), description=description, summary_only=True)

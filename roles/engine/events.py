@@ -1,0 +1,88 @@
+"""What a run reports as it goes: typed events to a sink (rich progress in the CLI, or JSON lines)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, dataclass, field
+from typing import Any, TextIO
+
+
+@dataclass(frozen=True)
+class Event:
+    @property
+    def kind(self) -> str:
+        name = type(self).__name__
+        return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"event": self.kind, **asdict(self)}
+
+
+@dataclass(frozen=True)
+class PhaseStarted(Event):
+    phase: str
+    hosts: list[str]
+
+
+@dataclass(frozen=True)
+class HostPlanned(Event):
+    phase: str
+    host: str
+    commands: list[str]  # as shown: redacted, file contents summarised
+
+
+@dataclass(frozen=True)
+class HostChanged(Event):
+    phase: str
+    host: str
+    commands: int
+
+
+@dataclass(frozen=True)
+class HostOk(Event):
+    phase: str
+    host: str
+
+
+@dataclass(frozen=True)
+class HostFailed(Event):
+    phase: str
+    host: str
+    error: str
+
+
+@dataclass(frozen=True)
+class HostWarning(Event):
+    phase: str
+    host: str
+    message: str
+
+
+@dataclass(frozen=True)
+class PhaseFinished(Event):
+    phase: str
+    ok: int
+    changed: int
+    failed: int
+    skipped: bool = False
+
+
+@dataclass(frozen=True)
+class RunFinished(Event):
+    ok: bool
+    dry_run: bool
+    hosts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ssh_commands: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class JsonLines:
+    """One JSON object per line, flushed at once (for machines reading the stream)."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stdout
+
+    def __call__(self, event: Event) -> None:
+        self.stream.write(json.dumps(event.to_dict(), default=str) + "\n")
+        self.stream.flush()

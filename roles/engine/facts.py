@@ -1,0 +1,278 @@
+"""Facts: what a host looks like, each one a shell snippet plus a pure parser (pyinfra's shape).
+
+A phase gathers every fact its steps need in ONE command per host (`batch_script`), split back by `split_batch`.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shlex
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+q = shlex.quote
+
+
+class Fact(ABC, Generic[T]):
+    """`command()` prints what `parse()` reads. Parsers are pure and tolerate junk (they return a safe default)."""
+
+    @property
+    @abstractmethod
+    def key(self) -> str: ...
+
+    @abstractmethod
+    def command(self) -> str: ...
+
+    @abstractmethod
+    def parse(self, stdout: str, rc: int) -> T: ...
+
+
+class FactValues:
+    """Parsed facts of one host, by key."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self._values = dict(values)
+
+    def get(self, fact: Fact[T]) -> T:
+        if fact.key not in self._values:
+            raise KeyError(f"fact {fact.key} was not gathered (declare it in the step's facts())")
+        value: T = self._values[fact.key]
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._values
+
+    def keys(self) -> Iterable[str]:
+        return self._values.keys()
+
+
+def batch_script(facts: Sequence[Fact[Any]], nonce: str | None = None) -> tuple[str, str]:
+    """One script printing every fact between markers. Returns (script, nonce)."""
+    nonce = nonce or secrets.token_hex(6)
+    parts = []
+    for i, fact in enumerate(facts):
+        begin = f"printf '\\n@@KF-{nonce} {i}@@\\n'"
+        end = f"printf '\\n@@KR-{nonce} {i} %d@@\\n' $?"
+        parts.append(f"{begin}; {{ {fact.command()}\n}} 2>/dev/null; {end}")
+    return "\n".join(parts) + "\n", nonce
+
+
+def split_batch(stdout: str, count: int, nonce: str) -> list[tuple[str, int]]:
+    """Each fact's (stdout, rc) from a batch's output. A fact whose markers are missing gets ('', -1)."""
+    out: list[tuple[str, int]] = [("", -1)] * count
+    for chunk in stdout.split(f"\n@@KF-{nonce} ")[1:]:
+        head, _, rest = chunk.partition("@@\n")
+        body, _, tail = rest.rpartition(f"\n@@KR-{nonce} ")
+        try:
+            index = int(head)
+            rc = int(tail.split("@@", 1)[0].split()[1])
+        except (ValueError, IndexError):
+            continue
+        if 0 <= index < count:
+            out[index] = (body, rc)
+    return out
+
+
+# -- ready-made facts -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileState:
+    mode: int
+    owner: str
+    group: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class FileInfo(Fact[FileState | None]):
+    """A regular file's mode, owner, group and sha256; None when it does not exist."""
+
+    path: str
+
+    @property
+    def key(self) -> str:
+        return f"file:{self.path}"
+
+    def command(self) -> str:
+        p = q(self.path)
+        return f"[ -f {p} ] && stat -c '%a %U %G' {p} && sha256sum < {p}"
+
+    def parse(self, stdout: str, rc: int) -> FileState | None:
+        lines = stdout.split()
+        if rc != 0 or len(lines) < 4:
+            return None
+        try:
+            mode = int(lines[0], 8)
+        except ValueError:
+            return None
+        digest = lines[3]
+        if len(digest) != 64:
+            return None
+        return FileState(mode, lines[1], lines[2], digest)
+
+
+@dataclass(frozen=True)
+class FileText(Fact[str | None]):
+    """A small text file's content; None when missing."""
+
+    path: str
+
+    @property
+    def key(self) -> str:
+        return f"text:{self.path}"
+
+    def command(self) -> str:
+        return f"cat {q(self.path)}"
+
+    def parse(self, stdout: str, rc: int) -> str | None:
+        return stdout if rc == 0 else None
+
+
+@dataclass(frozen=True)
+class UnitState:
+    active: str  # active | inactive | failed | activating | unknown
+    enabled: str  # enabled | disabled | static | masked | not-found | unknown
+
+
+@dataclass(frozen=True)
+class ServiceState(Fact[UnitState]):
+    unit: str
+
+    @property
+    def key(self) -> str:
+        return f"service:{self.unit}"
+
+    def command(self) -> str:
+        u = q(self.unit)
+        return f"echo active=$(systemctl is-active {u}); echo enabled=$(systemctl is-enabled {u})"
+
+    def parse(self, stdout: str, rc: int) -> UnitState:
+        values = dict(line.split("=", 1) for line in stdout.splitlines() if "=" in line)
+        return UnitState(
+            values.get("active", "").strip() or "unknown", values.get("enabled", "").strip() or "not-found"
+        )
+
+
+@dataclass(frozen=True)
+class PackagesInstalled(Fact[frozenset[str]]):
+    """Which of `names` dpkg says are installed."""
+
+    names: tuple[str, ...]
+
+    @property
+    def key(self) -> str:
+        return "packages:" + ",".join(sorted(self.names))
+
+    def command(self) -> str:
+        return "dpkg-query -W -f='${Package} ${db:Status-Abbrev}\\n' " + " ".join(q(n) for n in self.names)
+
+    def parse(self, stdout: str, rc: int) -> frozenset[str]:
+        found = set()
+        for line in stdout.splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and parts[1].startswith("ii"):
+                found.add(parts[0].split(":")[0])
+        return frozenset(found)
+
+
+# How to tell a module is usable when it may be built in (no /sys/module entry) or the host is a container.
+MODULE_PROBES = {
+    "overlay": "grep -qw overlay /proc/filesystems",
+    "br_netfilter": "[ -e /proc/sys/net/bridge/bridge-nf-call-iptables ]",
+}
+
+
+@dataclass(frozen=True)
+class KernelModules(Fact[frozenset[str]]):
+    """Which of `names` the running kernel provides (loaded, built in, or visibly working)."""
+
+    names: tuple[str, ...]
+
+    @property
+    def key(self) -> str:
+        return "modules:" + ",".join(sorted(self.names))
+
+    def command(self) -> str:
+        checks = []
+        for name in self.names:
+            probe = MODULE_PROBES.get(name, f"[ -d /sys/module/{q(name)} ]")
+            checks.append(f"{{ [ -d /sys/module/{q(name)} ] || {probe}; }} && echo {q(name)}")
+        return "; ".join(checks) + "; true"
+
+    def parse(self, stdout: str, rc: int) -> frozenset[str]:
+        return frozenset(line.strip() for line in stdout.splitlines() if line.strip() in self.names)
+
+
+@dataclass(frozen=True)
+class SysctlValue:
+    value: str | None
+    writable: bool
+
+
+@dataclass(frozen=True)
+class Sysctl(Fact[dict[str, SysctlValue]]):
+    """Current values of sysctl keys, and whether this host may change them (not in a read-only /proc/sys)."""
+
+    keys: tuple[str, ...]
+
+    @property
+    def key(self) -> str:
+        return "sysctl:" + ",".join(sorted(self.keys))
+
+    def command(self) -> str:
+        parts = []
+        for k in self.keys:
+            path = "/proc/sys/" + k.replace(".", "/")
+            access = f"$( [ -w {path} ] && echo rw || echo ro)"
+            value = f"$(cat {path} 2>/dev/null || echo -)"
+            parts.append(f'printf \'%s %s %s\\n\' {q(k)} "{access}" "{value}"')
+        return "; ".join(parts)
+
+    def parse(self, stdout: str, rc: int) -> dict[str, SysctlValue]:
+        out = {k: SysctlValue(None, False) for k in self.keys}
+        for line in stdout.splitlines():
+            parts = line.split(None, 2)
+            if len(parts) == 3 and parts[0] in out:
+                value = None if parts[2].strip() == "-" else " ".join(parts[2].split())
+                out[parts[0]] = SysctlValue(value, parts[1] == "rw")
+        return out
+
+
+@dataclass(frozen=True)
+class CommandOutput(Fact[tuple[str, int]]):
+    """Any command's raw (stdout, rc). `name` makes the key; keep the script read-only."""
+
+    name: str
+    script: str
+
+    @property
+    def key(self) -> str:
+        return f"cmd:{self.name}"
+
+    def command(self) -> str:
+        return self.script
+
+    def parse(self, stdout: str, rc: int) -> tuple[str, int]:
+        return stdout, rc
+
+
+@dataclass(frozen=True)
+class OSRelease(Fact[dict[str, str]]):
+    @property
+    def key(self) -> str:
+        return "os-release"
+
+    def command(self) -> str:
+        return "cat /etc/os-release"
+
+    def parse(self, stdout: str, rc: int) -> dict[str, str]:
+        out = {}
+        for line in stdout.splitlines():
+            k, sep, v = line.partition("=")
+            if sep and k.strip().isidentifier():
+                out[k.strip()] = v.strip().strip('"')
+        return out

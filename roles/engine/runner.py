@@ -1,0 +1,300 @@
+"""Run a plan: connect, then each phase in order; per host gather facts, plan commands, run them in one script.
+
+Facts: the first gathering on a host collects the facts of every remaining phase in one command; a phase that
+changes the host drops them, so the next phase gathers fresh ones. A no-op rerun is therefore one SSH command per
+host. Fail-fast per phase: when any host fails, later phases do not run.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from inventory.errors import KeelsonError
+from inventory.model import Host
+from roles.engine import events as ev
+from roles.engine.command import Command
+from roles.engine.context import RunContext
+from roles.engine.errors import CommandFailed, HostUnreachable
+from roles.engine.facts import Fact, FactValues, batch_script, split_batch
+from roles.engine.phase import AnyPhase, CustomPhase, HostOutcome, Phase
+from roles.engine.transport import ConnectionPool, Transport
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class HostSummary:
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunReport:
+    dry_run: bool
+    hosts: dict[str, HostSummary] = field(default_factory=dict)
+    planned: dict[str, dict[str, list[Command]]] = field(default_factory=dict)  # phase -> host -> commands
+    ssh_commands: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    stopped_after: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(s.failed == 0 for s in self.hosts.values())
+
+    @property
+    def changed_hosts(self) -> list[str]:
+        return [h for h, s in self.hosts.items() if s.changed]
+
+    def record(self, phase: str, host: str, outcome: HostOutcome) -> None:
+        summary = self.hosts.setdefault(host, HostSummary())
+        if outcome.error is not None:
+            summary.failed += 1
+            summary.errors.append(f"{phase}: {outcome.error}")
+        elif outcome.changed:
+            summary.changed += 1
+        else:
+            summary.ok += 1
+        if outcome.commands:
+            self.planned.setdefault(phase, {})[host] = list(outcome.commands)
+
+
+def host_script(commands: Sequence[Command], nonce: str) -> str:
+    """The commands in order, each in its own subshell; the first failure stops the script and is marked."""
+    parts = ["set -u"]
+    for i, command in enumerate(commands):
+        parts.append(f"printf '\\n@@KC-{nonce} {i}@@\\n'")
+        parts.append(f"( {command.script}\n) 2>&1 || {{ rc=$?; printf '\\n@@KX-{nonce} {i} %d@@\\n' $rc; exit $rc; }}")
+    return "\n".join(parts) + "\n"
+
+
+def failed_command(output: str, commands: Sequence[Command], nonce: str) -> tuple[Command | None, str]:
+    """Which command failed and the tail of its output (secrets masked)."""
+    marker = f"\n@@KX-{nonce} "
+    if marker not in output:
+        return None, output.strip()[-600:]
+    head, _, tail = output.rpartition(marker)
+    try:
+        index = int(tail.split()[0])
+    except (ValueError, IndexError):
+        return None, output.strip()[-600:]
+    own = head.rpartition(f"\n@@KC-{nonce} {index}@@\n")[2].strip()
+    command = commands[index] if 0 <= index < len(commands) else None
+    if command is not None:
+        for secret in command.secrets:
+            own = own.replace(secret, "***") if secret else own
+    return command, own[-600:]
+
+
+class _FactCache:
+    def __init__(self, rc: RunContext, pool: ConnectionPool, plan: Sequence[AnyPhase]) -> None:
+        self.rc, self.pool, self.plan = rc, pool, plan
+        self.values: dict[str, dict[str, Any]] = {}
+
+    def _wanted(self, host: Host, from_index: int) -> list[Fact[Any]]:
+        ctx = self.rc.host_context(host)
+        seen: dict[str, Fact[Any]] = {}
+        for phase in self.plan[from_index:]:
+            if isinstance(phase, Phase) and any(h.name == host.name for h in phase.hosts(self.rc.cluster)):
+                for step in phase.steps:
+                    for fact in step.facts(ctx):
+                        seen.setdefault(fact.key, fact)
+        return list(seen.values())
+
+    def for_phase(self, host: Host, index: int, transport: Transport) -> FactValues:
+        phase = self.plan[index]
+        assert isinstance(phase, Phase)
+        ctx = self.rc.host_context(host)
+        needed = {f.key for step in phase.steps for f in step.facts(ctx)}
+        have = self.values.get(host.name, {})
+        if needed - have.keys():
+            facts = self._wanted(host, index)
+            script, nonce = batch_script(facts)
+            result = transport.run(script, timeout=120)
+            parsed = split_batch(result.stdout, len(facts), nonce)
+            have = {f.key: f.parse(out, rc) for f, (out, rc) in zip(facts, parsed, strict=True)}
+            self.values[host.name] = have
+        return FactValues(have)
+
+    def invalidate(self, host: str) -> None:
+        self.values.pop(host, None)
+
+
+class Runner:
+    def __init__(self, plan: Sequence[AnyPhase], rc: RunContext) -> None:
+        self.plan = [p for p in plan if self._selected(p, rc)]
+        self.rc = rc
+        self.pool = ConnectionPool(rc.cluster, trust_on_first_use=rc.trust_on_first_use)
+        self.facts = _FactCache(rc, self.pool, self.plan)
+        self.report = RunReport(dry_run=rc.dry_run)
+
+    @staticmethod
+    def _selected(phase: AnyPhase, rc: RunContext) -> bool:
+        if rc.only is None or (isinstance(phase, Phase) and phase.always):
+            return True
+        wanted = {o.lower() for o in rc.only}
+        return phase.slug in wanted or phase.title.lower() in wanted or phase.slug.split("-")[0] in wanted
+
+    def run(self) -> RunReport:
+        started = time.monotonic()
+        try:
+            if self._connect():
+                for index, phase in enumerate(self.plan):
+                    if not self._phase(index, phase):
+                        self.report.stopped_after = phase.title
+                        break
+        finally:
+            self.report.ssh_commands = self.pool.commands_run()
+            self.pool.close()
+            self.report.seconds = time.monotonic() - started
+            self.rc.events(
+                ev.RunFinished(
+                    ok=self.report.ok,
+                    dry_run=self.rc.dry_run,
+                    seconds=round(self.report.seconds, 3),
+                    hosts={
+                        h: {"ok": s.ok, "changed": s.changed, "failed": s.failed, "errors": s.errors}
+                        for h, s in self.report.hosts.items()
+                    },
+                    ssh_commands=self.report.ssh_commands,
+                )
+            )
+        return self.report
+
+    def _hosts(self, phase: AnyPhase) -> list[Host]:
+        return self.rc.selected(phase.hosts(self.rc.cluster))
+
+    def _connect(self) -> bool:
+        names: dict[str, Host] = {}
+        for phase in self.plan:
+            for host in self._hosts(phase):
+                names.setdefault(host.name, host)
+        hosts = list(names.values())
+        self.rc.events(ev.PhaseStarted("Connect", [h.name for h in hosts]))
+
+        def connect(host: Host) -> HostOutcome:
+            try:
+                self.pool.get(host)
+            except KeelsonError as exc:
+                return HostOutcome(error=str(exc))
+            return HostOutcome()
+
+        outcomes = self._parallel(hosts, connect)
+        return self._finish("Connect", outcomes)
+
+    def _phase(self, index: int, phase: AnyPhase) -> bool:
+        hosts = self._hosts(phase)
+        self.rc.events(ev.PhaseStarted(phase.title, [h.name for h in hosts]))
+        if not hosts:
+            self.rc.events(ev.PhaseFinished(phase.title, 0, 0, 0, skipped=True))
+            return True
+        if isinstance(phase, CustomPhase):
+            return self._custom(phase, hosts)
+
+        def one(host: Host) -> HostOutcome:
+            return self._host_phase(index, phase, host)
+
+        if phase.serial:
+            outcomes: dict[str, HostOutcome] = {}
+            for host in hosts:
+                outcomes[host.name] = one(host)
+                if outcomes[host.name].error is not None:
+                    break  # a serial phase stops at the first host that fails its gate
+        else:
+            outcomes = self._parallel(hosts, one)
+        return self._finish(phase.title, outcomes)
+
+    def _custom(self, phase: CustomPhase, hosts: list[Host]) -> bool:
+        try:
+            if self.rc.dry_run:
+                planned = phase.dry_run(self.rc, self.pool)
+                outcomes = {
+                    h.name: HostOutcome(changed=bool(planned.get(h.name)), commands=tuple(planned.get(h.name, [])))
+                    for h in hosts
+                }
+            else:
+                outcomes = phase.run(self.rc, self.pool)
+        except KeelsonError as exc:
+            outcomes = {h.name: HostOutcome(error=str(exc)) for h in hosts}
+        for name, outcome in outcomes.items():
+            if outcome.changed:
+                self.facts.invalidate(name)
+        return self._finish(phase.title, outcomes)
+
+    def _host_phase(self, index: int, phase: Phase, host: Host) -> HostOutcome:
+        ctx = self.rc.host_context(host)
+        try:
+            transport = self.pool.get(host)
+            facts = self.facts.for_phase(host, index, transport)
+            commands: list[Command] = []
+            notified: set[str] = set()
+            for step in phase.steps:
+                produced = step.check(ctx, facts)
+                commands += produced
+                if produced:
+                    notified.update(step.notifies)
+                for warning in step.warnings(ctx, facts):
+                    self.rc.events(ev.HostWarning(phase.title, host.name, warning))
+            handlers = {h.name: h for h in phase.handlers}
+            unknown = notified - handlers.keys()
+            if unknown:
+                raise AssertionError(f"phase {phase.title!r} has no handler {sorted(unknown)}")
+            for handler in phase.handlers:  # in declaration order, once each
+                if handler.name in notified:
+                    commands += handler.commands(ctx, facts)
+            if commands:
+                self.rc.events(ev.HostPlanned(phase.title, host.name, [c.shown() for c in commands]))
+            if self.rc.dry_run:
+                return HostOutcome(changed=bool(commands), commands=tuple(commands))
+            if commands:
+                self.facts.invalidate(host.name)
+                self._execute(transport, host.name, commands)
+            if phase.gate is not None:
+                phase.gate(ctx, transport)
+            return HostOutcome(changed=bool(commands), commands=tuple(commands))
+        except HostUnreachable as exc:
+            self.pool.drop(host)
+            return HostOutcome(error=str(exc))
+        except KeelsonError as exc:
+            return HostOutcome(error=str(exc))
+
+    def _execute(self, transport: Transport, host: str, commands: list[Command]) -> None:
+        nonce = secrets.token_hex(6)
+        result = transport.run(host_script(commands, nonce), timeout=900)
+        if result.rc != 0:
+            command, output = failed_command(result.stdout + result.stderr, commands, nonce)
+            what = command.shown() if command else "the phase's script"
+            raise CommandFailed(host, f"`{what}` failed (exit {result.rc}): {output}")
+
+    def _parallel(self, hosts: list[Host], fn: Any) -> dict[str, HostOutcome]:
+        workers = max(1, min(self.rc.concurrency, len(hosts)))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(fn, hosts))
+        return {h.name: r for h, r in zip(hosts, results, strict=True)}
+
+    def _finish(self, title: str, outcomes: dict[str, HostOutcome]) -> bool:
+        counts = [0, 0, 0]
+        for host, outcome in outcomes.items():
+            self.report.record(title, host, outcome) if title != "Connect" or outcome.error else None
+            if outcome.error is not None:
+                counts[2] += 1
+                self.rc.events(ev.HostFailed(title, host, outcome.error))
+            elif outcome.changed:
+                counts[1] += 1
+                self.rc.events(ev.HostChanged(title, host, len(outcome.commands)))
+            else:
+                counts[0] += 1
+                self.rc.events(ev.HostOk(title, host))
+        self.rc.events(ev.PhaseFinished(title, ok=counts[0], changed=counts[1], failed=counts[2]))
+        return counts[2] == 0
+
+
+def run_plan(plan: Sequence[AnyPhase], rc: RunContext) -> RunReport:
+    return Runner(plan, rc).run()

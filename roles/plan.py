@@ -1,0 +1,20 @@
+"""The apply, as one ordered list of phases (k0sctl style). Read it top to bottom: that is what `keelson apply` does.
+
+Connect (built into the runner) → Validate hosts → Prepare hosts → Container runtime → PKI → etcd →
+load balancer/VIP → first master → other masters → workers → Windows workers → kubeconfig → addons → backups.
+Each role contributes its phases; a role not yet built simply has no line here.
+"""
+
+from __future__ import annotations
+
+from inventory.model import Cluster
+from roles import common, containerd, validate
+from roles.engine.phase import AnyPhase
+
+
+def cluster_plan(cluster: Cluster) -> list[AnyPhase]:
+    return [
+        *validate.phases(cluster),
+        *common.phases(cluster),
+        *containerd.phases(cluster),
+    ]
