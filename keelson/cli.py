@@ -7,7 +7,7 @@ import sys
 import typer
 
 from inventory.errors import KeelsonError
-from keelson import __version__, bench_cmd, engine_cmd, inventory_cmd, lab_cmd
+from keelson import __version__, backup_cmd, bench_cmd, engine_cmd, inventory_cmd, lab_cmd
 
 app = typer.Typer(
     name="keelson",
@@ -19,6 +19,8 @@ app = typer.Typer(
 app.add_typer(inventory_cmd.app, name="inventory")
 app.add_typer(lab_cmd.app, name="lab")
 app.add_typer(bench_cmd.app, name="bench")
+app.add_typer(backup_cmd.app, name="backup")
+app.command("restore")(backup_cmd.restore)
 app.command("plan")(engine_cmd.plan)
 app.command("apply")(engine_cmd.apply)
 

@@ -7,6 +7,7 @@ Each role contributes its phases; a role not yet built simply has no line here.
 
 from __future__ import annotations
 
+from backups import role as backups
 from inventory.model import Cluster
 from roles import common, containerd, validate
 from roles.engine.phase import AnyPhase
@@ -17,4 +18,5 @@ def cluster_plan(cluster: Cluster) -> list[AnyPhase]:
         *validate.phases(cluster),
         *common.phases(cluster),
         *containerd.phases(cluster),
+        *backups.phases(cluster),  # last: the agent needs etcd and its client certificate
     ]

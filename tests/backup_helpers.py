@@ -73,3 +73,40 @@ def s3_env(
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+# -- data in a live etcd (lab hosts): written and read on the members themselves -------------------------------
+
+PUT_KEYS = r"""
+import base64, json, ssl, sys, http.client
+prefix, start, count, addr = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+ctx = ssl.create_default_context(cafile="/etc/etcd/pki/ca.crt")
+ctx.load_cert_chain("/etc/etcd/pki/healthcheck-client.crt", "/etc/etcd/pki/healthcheck-client.key")
+conn = http.client.HTTPSConnection(addr, 2379, context=ctx, timeout=30)
+b64 = lambda s: base64.b64encode(s.encode()).decode()
+for first in range(start, start + count, 100):
+    ops = [{"requestPut": {"key": b64(f"{prefix}{i:06d}"), "value": b64(f"value-{i}")}}
+           for i in range(first, min(first + 100, start + count))]
+    conn.request("POST", "/v3/kv/txn", body=json.dumps({"success": ops}), headers={"Content-Type": "application/json"})
+    resp = conn.getresponse(); body = resp.read()
+    if resp.status != 200: sys.exit(f"txn failed: {resp.status} {body[:200]!r}")
+print("ok")
+"""
+
+
+def put_keys_script(prefix: str, start: int, count: int, address: str) -> str:
+    """A shell command that writes `count` keys `<prefix>NNNNNN` in transactions of 100 (seconds for 10 000)."""
+    return f"python3 - {prefix} {start} {count} {address} <<'PY'\n{PUT_KEYS}\nPY"
+
+
+def digest_script(address: str, prefix: str) -> str:
+    """Prints `<number of keys> <sha256 of every key and value>` as served by THIS member (serializable read)."""
+    from roles.etcd import commands
+
+    get = commands.etcdctl(
+        ["get", prefix, "--prefix", "--consistency=s"],
+        endpoints=f"https://{address}:2379",
+        tls=commands.HEALTHCHECK_TLS,
+    )
+    out = "/tmp/.bk-digest"
+    return f"set -o pipefail; {get} > {out} && echo $(( $(wc -l < {out}) / 2 )) $(sha256sum < {out} | cut -c1-64)"
