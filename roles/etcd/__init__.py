@@ -59,3 +59,18 @@ Phases
 Not yet (later issue): adding or removing a member of a running cluster (`etcdctl member add` + state `existing`).
 A host added to the inventory of a running cluster is refused with a hint rather than started with `new`.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from inventory.model import Cluster
+    from roles.engine.phase import AnyPhase
+
+
+def phases(cluster: Cluster) -> list[AnyPhase]:
+    """The "etcd | …" phases, in order, for `roles/plan.py` (imported lazily: `roles.etcd.commands` stays light)."""
+    from roles.etcd.phases import phases as build
+
+    return build(cluster)

@@ -32,3 +32,9 @@ PACKAGES = ("etcd-server", "etcd-client")
 HEALTH_TIMEOUT_S = 90.0
 """How long the health gate polls `endpoint health --cluster` before failing the phase."""
 HEALTH_POLL_S = 0.5
+
+APPLIED_MARKER = "/etc/etcd/keelson-applied.sha256"
+"""sha256 of the config, unit and certificates the running etcd was (re)started with; a mismatch means restart."""
+PRE_RESTART_SNAPSHOT = "/var/lib/keelson/etcd-pre-restart.db"
+"""A snapshot taken right before a rolling restart of a member (kept: one file, overwritten each time)."""
+MIN_VERSION = (3, 4)

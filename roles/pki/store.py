@@ -133,7 +133,7 @@ def _store(state: StateDir, name: str, host: str | None, pair: KeyPair) -> None:
     _write(state, cert_path(name, host), pair.cert_pem)
 
 
-def _ca(cluster: Cluster, state: StateDir, now: dt.datetime, report: PKIReport) -> KeyPair:
+def _ca(cluster: Cluster, state: StateDir, now: dt.datetime, report: PKIReport, write: bool) -> KeyPair:
     crt, key = cert_path(CA, None), key_path(CA, None)
     has_crt, has_key = state.exists(crt), state.exists(key)
     where = state.file(defaults.ETCD_DIR)
@@ -161,17 +161,26 @@ def _ca(cluster: Cluster, state: StateDir, now: dt.datetime, report: PKIReport) 
             hint="restore ca.crt/ca.key from a backup; to start a new cluster from scratch, move the folder away",
         )
     pair = make_ca(f"keelson-etcd-ca-{cluster.name}", now)
-    _write(state, key, pair.key_pem)
-    _write(state, crt, pair.cert_pem)
+    if write:
+        _write(state, key, pair.key_pem)
+        _write(state, crt, pair.cert_pem)
     report.ca_created = True
     return pair
 
 
 def ensure_etcd_pki(cluster: Cluster, state: StateDir, now: dt.datetime | None = None) -> PKIReport:
     """Make the CA once, (re-)issue each leaf that is missing or no longer fits, record `pki/inventory.json`."""
-    now = now or dt.datetime.now(dt.UTC)
+    return _etcd_pki(cluster, state, now or dt.datetime.now(dt.UTC), write=True)
+
+
+def plan_etcd_pki(cluster: Cluster, state: StateDir, now: dt.datetime | None = None) -> PKIReport:
+    """What `ensure_etcd_pki` would do, writing nothing (the dry run). Raises the same PKIError."""
+    return _etcd_pki(cluster, state, now or dt.datetime.now(dt.UTC), write=False)
+
+
+def _etcd_pki(cluster: Cluster, state: StateDir, now: dt.datetime, write: bool) -> PKIReport:
     report = PKIReport()
-    ca = _ca(cluster, state, now, report)
+    ca = _ca(cluster, state, now, report, write)
     for spec in etcd_specs(cluster):
         ident = f"{spec.host}/{spec.name}" if spec.host else spec.name
         pair = load_pair(state, spec.name, spec.host)
@@ -179,9 +188,11 @@ def ensure_etcd_pki(cluster: Cluster, state: StateDir, now: dt.datetime | None =
         if reason is None:
             report.kept.append(ident)
             continue
-        _store(state, spec.name, spec.host, issue(ca, spec, now))
+        if write:
+            _store(state, spec.name, spec.host, issue(ca, spec, now))
         report.issued[ident] = reason
-    _record(cluster, state)
+    if write:
+        _record(cluster, state)
     return report
 
 

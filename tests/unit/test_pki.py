@@ -261,3 +261,14 @@ def test_keypair_roundtrip_properties():
     ca = make_ca("x", NOW)
     again = KeyPair(ca.cert_pem, ca.key_pem)
     assert again.cert.subject == ca.cert.subject
+
+
+def test_plan_writes_nothing_and_agrees_with_ensure(state):
+    from roles.pki.store import plan_etcd_pki
+
+    planned = plan_etcd_pki(make_cluster(), state, NOW)
+    assert planned.ca_created
+    assert not state.path.exists()
+    done = ensure_etcd_pki(make_cluster(), state, NOW)
+    assert set(done.issued) == set(planned.issued)
+    assert not plan_etcd_pki(make_cluster(), state, NOW).changed

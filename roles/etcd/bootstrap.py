@@ -1,0 +1,133 @@
+"""`etcd | Start members`: start every member that is not running, all at once, then wait for the health gate.
+
+Members of a new cluster must start together: each one's start blocks (Type=notify) until a quorum of peers is up,
+so they are started with `--no-block` in parallel and the gate polls `endpoint health --cluster` with a deadline.
+The same path brings back stopped members of an existing cluster (they rejoin from their data dir) and finishes an
+interrupted bootstrap. Restarting *running* members after a change is not done here: that is the serial
+"etcd | Rolling restart" phase, one member at a time.
+
+Adding a member to a running cluster (`etcdctl member add` + `initial-cluster-state: existing`) is a later issue:
+a member with an empty data dir next to a cluster that already has quorum is refused with a hint.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from inventory.errors import KeelsonError
+from inventory.model import Cluster, Host
+from roles.engine.command import Command
+from roles.engine.context import RunContext
+from roles.engine.errors import CommandFailed
+from roles.engine.phase import CustomPhase, HostOutcome
+from roles.engine.transport import ConnectionPool
+from roles.etcd import defaults
+from roles.etcd.commands import HEALTHCHECK_TLS, endpoint_health_cmd, member_client_url
+from roles.etcd.facts import MemberState, member_state_script, parse_member_state
+from roles.etcd.health import parse_health, wait_healthy
+from roles.etcd.steps import desired_digest, mark_applied
+from roles.state import StateDir
+
+
+class EtcdMemberAddNotSupported(KeelsonError):
+    pass
+
+
+def start_command() -> Command:
+    unit = defaults.UNIT_NAME
+    return Command(
+        f"systemctl reset-failed {unit} 2>/dev/null; systemctl restart --no-block {unit}",
+        description=f"etcd | start {unit} (no wait: the members start together)",
+    )
+
+
+@dataclass(frozen=True)
+class StartPlan:
+    """Which members to start. `restart` = running something that is not our member (e.g. Debian's own etcd on
+    an empty data dir): it is started afresh with keelson's unit."""
+
+    start: list[str]
+
+
+def decide(cluster: Cluster, states: dict[str, MemberState], has_quorum: bool) -> StartPlan:
+    """Pure decision from each member's state. Raises EtcdMemberAddNotSupported for a new member of a live cluster."""
+    members = [h.name for h in cluster.etcd_members]
+    without_data = [n for n in members if not states[n].has_data]
+    if without_data and len(without_data) < len(members) and has_quorum:
+        raise EtcdMemberAddNotSupported(
+            f"etcd member(s) {', '.join(without_data)} have no data but the cluster is already running: adding "
+            "a member to a running etcd cluster is not supported yet",
+            hint="remove the new host(s) from the etcd members in the inventory for now, or rebuild the cluster "
+            "(backups restore); `etcdctl member add` support is a planned keelson feature",
+        )
+    start = [n for n in members if not states[n].running or (not states[n].has_data and states[n].active == "active")]
+    return StartPlan(start=start)
+
+
+class StartMembers(CustomPhase):
+    title = "etcd | Start members (parallel) and wait until healthy"
+
+    def hosts(self, cluster: Cluster) -> list[Host]:
+        return cluster.etcd_members
+
+    # -- reading ------------------------------------------------------------------------------------------
+    @staticmethod
+    def _states(cluster: Cluster, pool: ConnectionPool) -> dict[str, MemberState]:
+        script = member_state_script(cluster.etcd.data_dir)
+
+        def one(host: Host) -> MemberState:
+            return parse_member_state(pool.get(host).run(script, timeout=30).stdout)
+
+        with ThreadPoolExecutor(max_workers=len(cluster.etcd_members)) as ex:
+            return dict(zip([h.name for h in cluster.etcd_members], ex.map(one, cluster.etcd_members), strict=True))
+
+    @staticmethod
+    def _has_quorum(cluster: Cluster, pool: ConnectionPool, states: dict[str, MemberState]) -> bool:
+        """Does any member with data answer health (a live cluster)? Only asked when some member has no data."""
+        with_data = [h for h in cluster.etcd_members if states[h.name].has_data and states[h.name].running]
+        if not with_data or all(s.has_data for s in states.values()):
+            return False
+        urls = ",".join(member_client_url(cluster, h) for h in with_data)
+        out = pool.get(with_data[0]).run(endpoint_health_cmd(endpoints=urls, tls=HEALTHCHECK_TLS, whole_cluster=False))
+        return any(e.healthy for e in parse_health(out.stdout))
+
+    def _plan(self, rc: RunContext, pool: ConnectionPool) -> tuple[StartPlan, dict[str, MemberState]]:
+        states = self._states(rc.cluster, pool)
+        return decide(rc.cluster, states, self._has_quorum(rc.cluster, pool, states)), states
+
+    # -- the phase ----------------------------------------------------------------------------------------
+    def dry_run(self, rc: RunContext, pool: ConnectionPool) -> dict[str, list[Command]]:
+        plan, _ = self._plan(rc, pool)
+        return {name: [start_command()] for name in plan.start}
+
+    def run(self, rc: RunContext, pool: ConnectionPool) -> dict[str, HostOutcome]:
+        cluster = rc.cluster
+        plan, _ = self._plan(rc, pool)
+        members = {h.name: h for h in cluster.etcd_members}
+        command = start_command()
+        if plan.start:
+
+            def start(name: str) -> None:
+                result = pool.get(members[name]).run(command.script, timeout=60)
+                if result.rc != 0:
+                    raise CommandFailed(name, f"`{command.shown()}` failed (exit {result.rc}): {result.stderr[-300:]}")
+
+            with ThreadPoolExecutor(max_workers=len(plan.start)) as ex:
+                list(ex.map(start, plan.start))
+        # the gate: asked from a member that was running already when there is one (its answer comes soonest)
+        asker = next((h for h in cluster.etcd_members if h.name not in plan.start), cluster.etcd_members[0])
+        wait_healthy(cluster, pool.get(asker))
+        state = StateDir(rc.state_dir)
+        outcomes: dict[str, HostOutcome] = {}
+        for name in plan.start:
+            digest = desired_digest(cluster, members[name], state)
+            commands = [command]
+            if digest is not None:
+                mark = mark_applied(digest)
+                pool.get(members[name]).run(mark.script, timeout=30, check=True)
+                commands.append(mark)
+            outcomes[name] = HostOutcome(changed=True, commands=tuple(commands))
+        for name in members:
+            outcomes.setdefault(name, HostOutcome())
+        return outcomes
