@@ -79,7 +79,7 @@ def run_now(shells: list[HostShell], unreachable: dict[str, str] | None = None) 
                 f"{shell.name}: the backup agent is not installed", hint="run `keelson apply` first"
             )
         try:
-            report = json.loads(out.stdout.strip().splitlines()[-1]) if out.stdout.strip() else {}
+            report = json.loads(out.stdout[out.stdout.find("{") :]) if "{" in out.stdout else {}
         except ValueError:
             report = {}
         if report:
