@@ -71,6 +71,6 @@ if TYPE_CHECKING:
 
 def phases(cluster: Cluster) -> list[AnyPhase]:
     """The "etcd | …" phases, in order, for `roles/plan.py` (imported lazily: `roles.etcd.commands` stays light)."""
-    from roles.etcd.phases import phases as build
+    from roles.etcd.role import phases as build
 
     return build(cluster)

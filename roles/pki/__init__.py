@@ -1,5 +1,5 @@
 """PKI role: the etcd CA and certificates, made with `cryptography` on the operator side and kept in the cluster's
-state dir (`roles/pki/store.py`); the "PKI | …" phases (`roles/pki/phases.py`) check that the hosts trust that CA,
+state dir (`roles/pki/store.py`); the "PKI | …" phases (`roles/pki/role.py`) check that the hosts trust that CA,
 issue what is missing or stale, and upload the files when their sha256 differs.
 
 `cert_expiries(state) -> list[CertInfo(name, host, not_after, path)]` is what a cert-check command reads.
@@ -20,6 +20,6 @@ __all__ = ["CertInfo", "PKIError", "PKIReport", "cert_expiries", "ensure_etcd_pk
 
 def phases(cluster: Cluster) -> list[AnyPhase]:
     """The "PKI | …" phases, in order, for `roles/plan.py`."""
-    from roles.pki.phases import phases as build
+    from roles.pki.role import phases as build
 
     return build(cluster)

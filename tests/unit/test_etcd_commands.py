@@ -212,3 +212,14 @@ def test_ipv6_urls_are_bracketed():
 def test_five_members_in_inventory_order():
     c = cluster(5)
     assert [p.split("=")[0] for p in initial_cluster(c).split(",")] == ["m1", "m2", "m3", "m4", "m5"]
+
+
+def test_role_phases_can_be_built_twice():
+    """`roles.pki.phases` / `roles.etcd.phases` stay functions after the role modules are imported."""
+    from roles import etcd, pki
+
+    c = cluster(3)
+    for _ in range(2):
+        titles = [p.title for p in [*pki.phases(c), *etcd.phases(c)]]
+        assert titles[0].startswith("PKI | ")
+        assert titles[-1].startswith("etcd | ")
