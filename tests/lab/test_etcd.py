@@ -62,7 +62,8 @@ def start_times(lab: Lab, cluster: Cluster) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def lab3(lab_factory) -> Lab:
-    return lab_factory("etcd-t3", masters=3, workers=0)
+    lab: Lab = lab_factory("etcd-t3", masters=3, workers=0)
+    return lab
 
 
 @pytest.fixture(scope="module")
