@@ -242,6 +242,29 @@ class Lab:
             raise LabError(f"{host_name}: `{command}` exited {proc.returncode}: {proc.stderr.strip()[-400:]}")
         return proc
 
+    def console(self, host_name: str, command: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """Run a command in the host without SSH (nsenter into its init): for when sshd itself is down."""
+        pid = self._init_pid(self.host(host_name).name)
+        if pid is None:
+            raise LabError(f"{host_name}: not running")
+        return subprocess.run(
+            ["nsenter", "-t", str(pid), "-a", "bash", "-c", command],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def _init_pid(self, host: str) -> int | None:
+        """launcher → systemd-nspawn → the container's init."""
+        pid = self._launcher_pid(host)
+        for _ in range(2):
+            if pid is None:
+                return None
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            pid = int(children[0]) if children else None
+        return pid
+
     def memory_mib(self) -> dict[str, float]:
         out = {}
         for host in self.state.hosts:

@@ -147,14 +147,12 @@ class ServiceState(Fact[UnitState]):
         return f"service:{self.unit}"
 
     def command(self) -> str:
-        u = q(self.unit)
-        return f"echo active=$(systemctl is-active {u}); echo enabled=$(systemctl is-enabled {u})"
+        return f"systemctl show --property=ActiveState,UnitFileState -- {q(self.unit)}"
 
     def parse(self, stdout: str, rc: int) -> UnitState:
         values = dict(line.split("=", 1) for line in stdout.splitlines() if "=" in line)
-        return UnitState(
-            values.get("active", "").strip() or "unknown", values.get("enabled", "").strip() or "not-found"
-        )
+        active = values.get("ActiveState", "").strip() or "unknown"
+        return UnitState(active, values.get("UnitFileState", "").strip() or "not-found")
 
 
 @dataclass(frozen=True)

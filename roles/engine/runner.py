@@ -145,7 +145,9 @@ class Runner:
     def run(self) -> RunReport:
         started = time.monotonic()
         try:
-            if self._connect():
+            if not self._connect():
+                self.report.stopped_after = "Connect"
+            else:
                 for index, phase in enumerate(self.plan):
                     if not self._phase(index, phase):
                         self.report.stopped_after = phase.title

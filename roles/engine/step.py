@@ -42,12 +42,24 @@ class Handler:
     commands: Callable[[HostContext, FactValues], list[Command]]
 
 
+def _was_running(unit: str, facts: FactValues) -> bool:
+    """A unit this phase starts (it was not active) comes up with the new config: no restart on top of that."""
+    key = ServiceState(unit).key
+    return key not in facts or facts.get(ServiceState(unit)).active == "active"
+
+
 def restart(unit: str) -> Handler:
-    return Handler(f"restart {unit}", lambda ctx, facts: [Command(f"systemctl restart {q(unit)}")])
+    return Handler(
+        f"restart {unit}",
+        lambda ctx, facts: [Command(f"systemctl restart {q(unit)}")] if _was_running(unit, facts) else [],
+    )
 
 
 def reload(unit: str) -> Handler:
-    return Handler(f"reload {unit}", lambda ctx, facts: [Command(f"systemctl reload-or-restart {q(unit)}")])
+    return Handler(
+        f"reload {unit}",
+        lambda ctx, facts: [Command(f"systemctl reload-or-restart {q(unit)}")] if _was_running(unit, facts) else [],
+    )
 
 
 Content = bytes | str | Callable[[HostContext], bytes | str]
@@ -110,7 +122,8 @@ class ServiceStep(Step):
         state = facts.get(ServiceState(self.unit))
         out = []
         if self.enabled and state.enabled not in ("enabled", "static", "alias", "indirect", "generated"):
-            out.append(Command(f"systemctl enable {q(self.unit)}"))
+            # the unit file exists: enabling needs no daemon reload (a reload costs every host ~0.1 s of CPU)
+            out.append(Command(f"systemctl enable --no-reload {q(self.unit)}"))
         if self.running and state.active != "active":
             out.append(Command(f"systemctl start {q(self.unit)}"))
         return out

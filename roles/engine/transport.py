@@ -200,6 +200,8 @@ class SSHTransport:
                     select.select([chan], [], [], 0.2)
             rc = chan.recv_exit_status()
             chan.close()
+            if rc == -1:  # the channel closed without an exit status: the connection (or sshd) went away
+                raise EOFError("the connection closed before the command finished")
         except (OSError, EOFError, TimeoutError) as exc:
             raise HostUnreachable(
                 self.host, f"connection lost: {exc}", hint="check the host and rerun: apply converges"

@@ -1,0 +1,204 @@
+"""The engine on real lab hosts: dry-run → apply → dry-run, host keys, an SSH cut mid-phase, sudo, PowerShell."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from inventory.loader import load_inventory, parse_inventory
+from inventory.model import Cluster
+from provision.lab import Lab
+from roles import common, containerd, validate
+from roles.engine.command import Command
+from roles.engine.context import RunContext
+from roles.engine.events import Event, HostPlanned
+from roles.engine.facts import CommandOutput
+from roles.engine.phase import Phase, all_hosts
+from roles.engine.runner import RunReport, run_plan
+from roles.engine.step import CommandStep
+from roles.engine.transport import ConnectionPool, PowerShellTransport
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture(scope="module")
+def elab(lab_factory) -> Lab:
+    lab: Lab = lab_factory("t-engine", masters=3, workers=2)
+    return lab
+
+
+def cluster_plan(cluster: Cluster) -> list[Phase]:
+    """The engine's own roles only: other roles have lab tests of their own."""
+    return [*validate.phases(cluster), *common.phases(cluster), *containerd.phases(cluster)]
+
+
+def run(cluster: Cluster, state: Path, *, dry_run: bool = False, plan=None, events=None, **kw) -> RunReport:
+    rc = RunContext(cluster, state, dry_run=dry_run, events=events or (lambda e: None), **kw)
+    return run_plan(plan if plan is not None else cluster_plan(cluster), rc)
+
+
+def shown(report: RunReport) -> dict[tuple[str, str], list[str]]:
+    return {
+        (phase, host): [c.shown() for c in cmds]
+        for phase, hosts in report.planned.items()
+        for host, cmds in hosts.items()
+    }
+
+
+def test_plan_apply_plan(elab: Lab, tmp_path: Path) -> None:
+    cluster = load_inventory(elab.inventory_path)
+    before = run(cluster, tmp_path, dry_run=True)
+    assert before.ok and before.changed_hosts  # fresh hosts: something to do on each
+    applied = run(cluster, tmp_path)
+    assert applied.ok, applied.hosts
+    assert shown(applied) == shown(before)  # the plan showed exactly what apply then ran
+    again = run(cluster, tmp_path)
+    assert again.ok and again.changed_hosts == []
+    assert all(s.changed == 0 for s in again.hosts.values())
+    assert max(again.ssh_commands.values()) <= 2
+    after = run(cluster, tmp_path, dry_run=True)
+    assert after.planned == {}
+    # and the hosts really are configured
+    checks = "systemctl is-active containerd; grep -c SystemdCgroup /etc/containerd/config.toml"
+    out = elab.run("w1", checks + "; sysctl -n net.ipv4.ip_forward")
+    assert out.stdout.split() == ["active", "1", "1"]
+
+
+def _inventory_with(elab: Lab, tmp_path: Path, known_hosts: str) -> Cluster:
+    doc = yaml.safe_load(elab.inventory_path.read_text())
+    kh = tmp_path / "known_hosts"
+    kh.write_text(known_hosts)
+    doc["ssh"]["known_hosts"] = str(kh)
+    return parse_inventory(yaml.safe_dump(doc))
+
+
+def test_changed_host_key_is_refused_before_any_command(elab: Lab, tmp_path: Path) -> None:
+    lines = elab.known_hosts_path.read_text().splitlines()
+    w1_key = next(line for line in lines if line.startswith("w1,")).split(" ", 1)[1]
+    forged = [line if not line.startswith("w2,") else line.split(" ", 1)[0] + " " + w1_key for line in lines]
+    cluster = _inventory_with(elab, tmp_path, "\n".join(forged) + "\n")
+    report = run(cluster, tmp_path)
+    assert not report.ok
+    (error,) = report.hosts["w2"].errors
+    assert "host key CHANGED" in error and "SHA256:" in error
+    assert report.ssh_commands.get("w2", 0) == 0
+    assert report.stopped_after == "Connect"  # nothing ran anywhere: connect is the first gate
+
+
+def test_unknown_host_key_needs_trust_on_first_use(elab: Lab, tmp_path: Path) -> None:
+    lines = [line for line in elab.known_hosts_path.read_text().splitlines() if not line.startswith("m3,")]
+    cluster = _inventory_with(elab, tmp_path, "\n".join(lines) + "\n")
+    refused = run(cluster, tmp_path, dry_run=True)
+    assert "--trust-on-first-use" in " ".join(refused.hosts["m3"].errors)
+    trusted = run(cluster, tmp_path, dry_run=True, trust_on_first_use=True)
+    assert trusted.ok
+    recorded = (tmp_path / "known_hosts").read_text()
+    known = elab.known_hosts_path.read_text().splitlines()
+    real = next(line for line in known if line.startswith("m3,")).split()[2]
+    assert real in recorded
+
+
+def _slow_plan(cluster: Cluster, marker: str) -> list[Phase]:
+    done = CommandOutput("slow-done", f"test -e {marker} && echo yes")
+    step = CommandStep(
+        "test | slow change",
+        (done,),
+        lambda ctx, facts: facts.get(done)[0].strip() == "yes",
+        lambda ctx, facts: [Command(f"sleep 4 && touch {marker}")],
+    )
+    return [*cluster_plan(cluster), Phase("Slow", all_hosts, [step])]
+
+
+def test_ssh_cut_mid_phase_then_rerun_converges(elab: Lab, tmp_path: Path) -> None:
+    cluster = load_inventory(elab.inventory_path)
+    marker = "/var/tmp/keelson-slow"
+    elab.run("w2", f"rm -f {marker}")
+    started = threading.Event()
+
+    def watch(event: Event) -> None:
+        if isinstance(event, HostPlanned) and event.host == "w2" and event.phase == "Slow":
+            started.set()
+
+    def cut() -> None:
+        assert started.wait(60)
+        time.sleep(0.5)  # let the slow command start on w2: this is the fault's timing, not a synchronisation
+        elab.console("w2", "systemctl stop ssh.service ssh.socket; pkill -KILL -f 'sshd:'")
+
+    cutter = threading.Thread(target=cut)
+    cutter.start()
+    report = run(cluster, tmp_path, plan=_slow_plan(cluster, marker), events=watch)
+    cutter.join()
+    assert not report.ok
+    (error,) = report.hosts["w2"].errors
+    assert error.startswith("Slow: w2:") and "connection" in error
+    assert all(not report.hosts[h].failed for h in ("m1", "m2", "m3", "w1"))
+
+    down = run(cluster, tmp_path, plan=_slow_plan(cluster, marker))
+    assert "w2" in " ".join(down.hosts["w2"].errors) and "cannot connect" in " ".join(down.hosts["w2"].errors)
+
+    assert elab.console("w2", "systemctl start ssh.service").returncode == 0
+    again = run(cluster, tmp_path, plan=_slow_plan(cluster, marker))
+    assert again.ok, again.hosts
+    assert set(again.changed_hosts) <= {"w2"}  # the cut command may have finished on its own, or is redone now
+    final = run(cluster, tmp_path, plan=_slow_plan(cluster, marker))
+    assert final.ok and final.changed_hosts == []
+
+
+def test_sudo_with_a_password(elab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pub = elab.key_path.with_suffix(".pub").read_text().strip()
+    elab.run(
+        "m1",
+        "id ops >/dev/null 2>&1 || useradd -m -s /bin/bash ops; echo 'ops:s3cret-pw' | chpasswd; "
+        "echo 'ops ALL=(ALL) ALL' > /etc/sudoers.d/ops; chmod 0440 /etc/sudoers.d/ops; "
+        f"install -d -m 700 -o ops -g ops ~ops/.ssh; echo '{pub}' > ~ops/.ssh/authorized_keys; "
+        "chown ops:ops ~ops/.ssh/authorized_keys; rm -f /var/tmp/keelson-sudo",
+    )
+    doc = yaml.safe_load(elab.inventory_path.read_text())
+    doc["hosts"][0]["ssh"] = {"user": "ops", "sudo_password_env": "TEST_SUDO_PW"}
+    cluster = parse_inventory(yaml.safe_dump(doc))
+    marker = CommandOutput("sudo-marker", "test -e /var/tmp/keelson-sudo && echo yes")
+    step = CommandStep(
+        "test | as root",
+        (marker,),
+        lambda c, f: f.get(marker)[0].strip() == "yes",
+        lambda c, f: [Command("test $(id -u) = 0 && touch /var/tmp/keelson-sudo")],
+    )
+    plan = [Phase("Sudo", lambda cl: cl.masters[:1], [step])]
+    monkeypatch.delenv("TEST_SUDO_PW", raising=False)
+    missing = run(cluster, tmp_path, plan=plan)
+    assert "TEST_SUDO_PW" in " ".join(missing.hosts["m1"].errors)
+    monkeypatch.setenv("TEST_SUDO_PW", "s3cret-pw")
+    report = run(cluster, tmp_path, plan=plan)
+    assert report.ok, report.hosts
+    assert elab.run("m1", "stat -c %U /var/tmp/keelson-sudo").stdout.strip() == "root"
+
+
+POWERSHELL_SHIM = r"""#!/usr/bin/python3
+# keelson test stand-in for powershell.exe (Windows cannot run here): decodes -EncodedCommand, prints the script
+import base64, sys
+args = sys.argv[1:]
+assert args[:2] == ["-NoProfile", "-NonInteractive"] and args[2] == "-EncodedCommand", args
+sys.stdout.write(base64.b64decode(args[3]).decode("utf-16-le"))
+"""
+
+
+def test_powershell_transport_against_a_lab_shim(elab: Lab) -> None:
+    elab.run("w1", f"cat > /usr/local/bin/powershell <<'EOF'\n{POWERSHELL_SHIM}EOF\nchmod +x /usr/local/bin/powershell")
+    doc = yaml.safe_load(elab.inventory_path.read_text())
+    for host in doc["hosts"]:
+        if host["name"] == "w1":
+            host["os"] = "windows"
+            host["ssh"] = {"user": "root"}
+    cluster = parse_inventory(yaml.safe_dump(doc))
+    pool = ConnectionPool(cluster)
+    try:
+        transport = pool.get(cluster.host("w1"))
+        assert isinstance(transport, PowerShellTransport)
+        script = "Write-Output \"héllo $env:COMPUTERNAME\"; Get-Service | Where-Object { $_.Status -eq 'Running' }"
+        assert transport.run(script, check=True).stdout == script
+    finally:
+        pool.close()
