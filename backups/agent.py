@@ -513,8 +513,8 @@ def take_snapshot(cfg: Config, run: Runner, report: RunReport, when: dt.datetime
         if status_out.returncode != 0:
             raise SnapshotInvalid(f"snapshot status failed: {status_out.stderr.strip()[-300:]}")
         status = parse_snapshot_status(status_out.stdout)
-        if status.revision <= 0:
-            raise SnapshotInvalid(f"snapshot status reports revision {status.revision}")
+        if status.revision < 0 or status.total_keys < 0 or status.total_size <= 0:
+            raise SnapshotInvalid(f"snapshot status makes no sense: {status}")  # a fresh cluster is at revision 0
         final = local_dir / snapshot_name(cfg.cluster, when, status.revision)
         part = Path(tmp) / final.name
         gzip_file(db, part)

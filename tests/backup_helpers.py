@@ -101,6 +101,13 @@ def put_keys_script(prefix: str, start: int, count: int, address: str) -> str:
     )
 
 
+def etcdctl_on(address: str, *args: str) -> str:
+    """etcdctl against ONE member with the health-check client certificate (the etcd role's builder)."""
+    from roles.etcd import commands
+
+    return commands.etcdctl(list(args), endpoints=f"https://{address}:2379", tls=commands.HEALTHCHECK_TLS)
+
+
 def digest_script(address: str, prefix: str) -> str:
     """Prints `<number of keys> <sha256 of every key and value>` as served by THIS member (serializable read)."""
     from roles.etcd import commands
