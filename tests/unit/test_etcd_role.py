@@ -1,0 +1,315 @@
+"""The etcd role's pure parts: templates, facts, the bootstrap decision, the restart-on-change step, health parsing."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+import yaml
+
+from inventory.model import Cluster
+from roles.engine.context import HostContext
+from roles.engine.facts import CommandOutput, FactValues, FileText, PackagesInstalled, ServiceState, UnitState
+from roles.engine.transport import CommandResult
+from roles.etcd import defaults
+from roles.etcd.bootstrap import EtcdMemberAddNotSupported, decide
+from roles.etcd.commands import EtcdVersion
+from roles.etcd.facts import EtcdVersionFact, MemberState, member_state_script, parse_member_state
+from roles.etcd.health import EtcdUnhealthy, missing_or_sick, parse_health, wait_healthy
+from roles.etcd.render import render_config, render_unit
+from roles.etcd.steps import EtcdPackages, RestartOnChange, desired_digest, version_check
+from roles.pki import ensure_etcd_pki
+from roles.state import StateDir
+
+NOW = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
+
+
+def make_cluster(n: int = 3) -> Cluster:
+    return Cluster.model_validate(
+        {
+            "name": "roletest",
+            "hosts": [{"name": f"m{i}", "address": f"10.2.0.{10 + i}", "roles": ["master"]} for i in range(1, n + 1)],
+            "control_plane": {"vip": "10.2.0.100/24"},
+        }
+    )
+
+
+@pytest.fixture
+def ctx(tmp_path: Path) -> HostContext:
+    cluster = make_cluster()
+    ensure_etcd_pki(cluster, StateDir(tmp_path), NOW)
+    return HostContext(cluster, cluster.host("m2"), tmp_path)
+
+
+# -- templates ------------------------------------------------------------------------------------------------
+
+
+def test_config_is_yaml_with_tls_everywhere_and_client_cert_auth():
+    c = make_cluster()
+    conf = yaml.safe_load(render_config(c, c.host("m2")))
+    assert conf["name"] == "m2"
+    assert conf["listen-peer-urls"] == conf["initial-advertise-peer-urls"] == "https://10.2.0.12:2380"
+    assert conf["listen-client-urls"] == "https://10.2.0.12:2379,https://127.0.0.1:2379"
+    assert conf["advertise-client-urls"] == "https://10.2.0.12:2379"
+    assert conf["initial-cluster"].count("https://") == 3
+    assert conf["initial-cluster-state"] == "new"
+    assert conf["initial-cluster-token"] == "keelson-roletest"
+    assert conf["data-dir"] == "/var/lib/etcd"
+    for side in ("client-transport-security", "peer-transport-security"):
+        assert conf[side]["client-cert-auth"] is True
+        assert conf[side]["auto-tls"] is False
+        assert conf[side]["trusted-ca-file"] == defaults.CA_CERT
+    assert conf["peer-transport-security"]["key-file"] == defaults.PEER_KEY
+    assert "http://" not in render_config(c, c.host("m2")).decode()
+
+
+def test_config_is_stable_and_per_member():
+    c = make_cluster()
+    assert render_config(c, c.host("m1")) == render_config(c, c.host("m1"))
+    assert render_config(c, c.host("m1")) != render_config(c, c.host("m2"))
+
+
+def test_unit_orders_after_network_online_and_restarts_on_failure():
+    unit = render_unit(make_cluster()).decode()
+    for line in (
+        "After=network-online.target",
+        "Wants=network-online.target",
+        "Restart=on-failure",
+        "RestartSec=2",
+        "Type=notify",
+        "User=etcd",
+        f"ExecStart=/usr/bin/etcd --config-file {defaults.CONFIG_FILE}",
+        "WantedBy=multi-user.target",
+        "StartLimitIntervalSec=0",
+    ):
+        assert line in unit.splitlines(), line
+
+
+# -- facts ----------------------------------------------------------------------------------------------------
+
+
+def test_version_fact():
+    fact = EtcdVersionFact()
+    assert fact.parse("etcd Version: 3.4.23\nGit SHA: Not provided\n", 0) == EtcdVersion(3, 4, 23)
+    assert fact.parse("", 127) is None
+    assert fact.parse("garbage", 0) is None
+
+
+def test_member_state_parse():
+    assert parse_member_state("active=active\ndata=yes\nmarker=abc\n") == MemberState("active", True, "abc")
+    assert parse_member_state("active=inactive\ndata=no\nmarker=\n") == MemberState("inactive", False, "")
+    junk = parse_member_state("ssh: garbage")
+    assert junk == MemberState("unknown", False, "")
+    assert not junk.running
+    assert "/var/lib/etcd/member" in member_state_script("/var/lib/etcd/")
+
+
+# -- the bootstrap decision -----------------------------------------------------------------------------------
+
+
+def states(**kw: tuple[str, bool]) -> dict[str, MemberState]:
+    return {name: MemberState(active, data, "") for name, (active, data) in kw.items()}
+
+
+def test_fresh_cluster_starts_every_member():
+    plan = decide(make_cluster(), states(m1=("inactive", False), m2=("inactive", False), m3=("failed", False)), False)
+    assert plan.start == ["m1", "m2", "m3"]
+
+
+def test_healthy_cluster_starts_nothing():
+    plan = decide(make_cluster(), states(m1=("active", True), m2=("active", True), m3=("active", True)), True)
+    assert plan.start == []
+
+
+def test_stopped_member_of_existing_cluster_is_started():
+    plan = decide(make_cluster(), states(m1=("active", True), m2=("inactive", True), m3=("active", True)), True)
+    assert plan.start == ["m2"]
+
+
+def test_interrupted_bootstrap_is_finished():
+    # m1 started earlier (made its WAL, waits for peers): no quorum, so the others start as initial members
+    plan = decide(
+        make_cluster(), states(m1=("activating", True), m2=("inactive", False), m3=("inactive", False)), False
+    )
+    assert plan.start == ["m2", "m3"]
+
+
+def test_debians_own_etcd_on_an_empty_data_dir_is_replaced():
+    plan = decide(make_cluster(), states(m1=("active", False), m2=("inactive", False), m3=("inactive", False)), False)
+    assert plan.start == ["m1", "m2", "m3"]
+
+
+def test_new_member_next_to_a_live_cluster_is_refused():
+    with pytest.raises(EtcdMemberAddNotSupported) as err:
+        decide(make_cluster(), states(m1=("active", True), m2=("active", True), m3=("inactive", False)), True)
+    assert "m3" in err.value.message
+    assert err.value.hint
+
+
+# -- restart on change ----------------------------------------------------------------------------------------
+
+
+def restart_facts(marker: str | None, active: str = "active") -> FactValues:
+    return FactValues(
+        {
+            FileText(defaults.APPLIED_MARKER).key: marker,
+            ServiceState(defaults.UNIT_NAME).key: UnitState(active, "enabled"),
+        }
+    )
+
+
+def test_restart_noop_when_marker_matches(ctx: HostContext):
+    digest = desired_digest(ctx.cluster, ctx.host, ctx.state)
+    assert digest is not None
+    assert RestartOnChange().check(ctx, restart_facts(digest + "\n")) == []
+
+
+def test_restart_when_marker_differs_is_guarded_snapshotted_and_marked(ctx: HostContext):
+    commands = RestartOnChange().check(ctx, restart_facts("old"))
+    scripts = [c.script for c in commands]
+    assert "endpoint health --cluster" in scripts[0]
+    assert "exit 75" in scripts[0]  # refuses to restart unless the whole cluster is healthy
+    assert "snapshot save" in scripts[1]
+    assert scripts[2] == "systemctl restart etcd.service"
+    digest = desired_digest(ctx.cluster, ctx.host, ctx.state)
+    assert digest is not None
+    assert digest in scripts[3]
+    assert defaults.APPLIED_MARKER in scripts[3]
+
+
+def test_restart_leaves_a_stopped_member_to_the_bootstrap_phase(ctx: HostContext):
+    assert RestartOnChange().check(ctx, restart_facts("old", active="inactive")) == []
+
+
+def test_digest_follows_certificates(ctx: HostContext):
+    before = desired_digest(ctx.cluster, ctx.host, ctx.state)
+    ctx.state.file("pki/etcd/m2/peer.crt").unlink()
+    assert desired_digest(ctx.cluster, ctx.host, ctx.state) is None
+    ensure_etcd_pki(ctx.cluster, ctx.state, NOW)
+    assert desired_digest(ctx.cluster, ctx.host, ctx.state) not in (None, before)
+    other = HostContext(ctx.cluster, ctx.cluster.host("m1"), ctx.state_dir)
+    assert desired_digest(other.cluster, other.host, other.state) != desired_digest(ctx.cluster, ctx.host, ctx.state)
+
+
+# -- packages and version -------------------------------------------------------------------------------------
+
+
+def test_packages_hold_back_service_start(ctx: HostContext):
+    step = EtcdPackages()
+    missing = FactValues({PackagesInstalled(defaults.PACKAGES).key: frozenset({"etcd-client"})})
+    (command,) = step.check(ctx, missing)
+    assert "policy-rc.d" in command.script
+    assert "exit 101" in command.script
+    assert "etcd-server" in command.script
+    assert "etcd-client" not in command.script.split("--no-install-recommends", 1)[1]
+    have = FactValues({PackagesInstalled(defaults.PACKAGES).key: frozenset(defaults.PACKAGES)})
+    assert step.check(ctx, have) == []
+
+
+@pytest.mark.parametrize(
+    ("version", "installed", "fails"),
+    [
+        (EtcdVersion(3, 4, 23), True, False),
+        (EtcdVersion(3, 6, 0), True, False),
+        (EtcdVersion(3, 3, 25), True, True),
+        (None, True, True),
+        (None, False, False),  # dry run before the packages phase: nothing to check yet
+    ],
+)
+def test_version_check(ctx: HostContext, version, installed, fails):
+    from roles.engine.errors import HostCheckFailed
+
+    pkgs = frozenset(defaults.PACKAGES) if installed else frozenset()
+    facts = FactValues({EtcdVersionFact().key: version, PackagesInstalled(defaults.PACKAGES).key: pkgs})
+    if fails:
+        with pytest.raises(HostCheckFailed):
+            version_check().check(ctx, facts)
+    else:
+        assert version_check().check(ctx, facts) == []
+
+
+# -- health ---------------------------------------------------------------------------------------------------
+
+HEALTH_OK = (
+    '[{"endpoint":"https://10.2.0.11:2379","health":true,"took":"5ms"},'
+    '{"endpoint":"https://10.2.0.12:2379","health":true,"took":"7ms"},'
+    '{"endpoint":"https://10.2.0.13:2379","health":true,"took":"7ms"}]\n'
+)
+HEALTH_ONE_DOWN = (
+    '[{"endpoint":"https://10.2.0.11:2379","health":true,"took":"5ms"},'
+    '{"endpoint":"https://10.2.0.13:2379","health":false,"took":"5s","error":"context deadline exceeded"}]'
+)
+
+
+def test_parse_health():
+    assert missing_or_sick(make_cluster(), parse_health(HEALTH_OK)) == []
+    sick = missing_or_sick(make_cluster(), parse_health(HEALTH_ONE_DOWN))
+    assert sick == ["https://10.2.0.12:2379", "https://10.2.0.13:2379"]
+    assert parse_health("Error: unhealthy cluster") == []
+    assert parse_health("[not json") == []
+    assert parse_health('{"endpoint": "x"}') == []
+
+
+class FakeTransport:
+    host = "m1"
+    commands_run = 0
+
+    def __init__(self, outputs: list[str]) -> None:
+        self.outputs = outputs
+
+    def run(self, script: str, *, timeout: float | None = None, check: bool = False) -> CommandResult:
+        assert "endpoint health --cluster" in script
+        assert "--cert=/etc/etcd/pki/healthcheck-client.crt" in script
+        self.commands_run += 1
+        out = self.outputs.pop(0) if self.outputs else HEALTH_ONE_DOWN
+        return CommandResult(0 if out == HEALTH_OK else 1, out, "")
+
+    def put(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        raise AssertionError("the health gate uploads nothing")
+
+    def get(self, path: str) -> bytes:
+        raise AssertionError("the health gate downloads nothing")
+
+    def close(self) -> None:
+        pass
+
+
+def test_wait_healthy_polls_until_all_members_are_healthy():
+    clock = [0.0]
+    transport = FakeTransport(["", HEALTH_ONE_DOWN, HEALTH_OK])
+    waited = wait_healthy(
+        make_cluster(),
+        transport,
+        timeout=10,
+        clock=lambda: clock[0],
+        sleep=lambda s: clock.__setitem__(0, clock[0] + s),
+    )
+    assert transport.commands_run == 3
+    assert waited == 2 * defaults.HEALTH_POLL_S
+
+
+def test_wait_healthy_gives_up_at_the_deadline_naming_the_sick_members():
+    clock = [0.0]
+    with pytest.raises(EtcdUnhealthy) as err:
+        wait_healthy(
+            make_cluster(),
+            FakeTransport([]),
+            timeout=3,
+            clock=lambda: clock[0],
+            sleep=lambda s: clock.__setitem__(0, clock[0] + s),
+        )
+    assert "https://10.2.0.13:2379" in err.value.message
+    assert "context deadline exceeded" in err.value.message
+    assert err.value.hint
+
+
+def test_data_dir_step_is_noop_when_owned_by_etcd(ctx: HostContext):
+    from roles.etcd.steps import data_dir_step
+
+    step = data_dir_step(ctx.cluster)
+    (fact,) = step.needs
+    assert isinstance(fact, CommandOutput)
+    assert step.check(ctx, FactValues({fact.key: ("etcd etcd 700\n", 0)})) == []
+    (fix,) = step.check(ctx, FactValues({fact.key: ("", 1)}))
+    assert fix.script == "install -d -o etcd -g etcd -m 0700 /var/lib/etcd"
