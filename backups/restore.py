@@ -179,6 +179,32 @@ def wait_healthy(plan: RestorePlan, shell: HostShell, revision: int, deadline: f
         time.sleep(HEALTH_POLL_S)
 
 
+def current_leader(plan: RestorePlan, shell: HostShell) -> str | None:
+    """The member that leads now, if etcd answers (it may well not: restores happen after disasters)."""
+    endpoints = [commands.member_client_url(plan.cluster, h) for h in plan.cluster.etcd_members]
+    status = commands.etcdctl(
+        ["endpoint", "status", "-w", "json", "--command-timeout=2s", "--dial-timeout=1s"],
+        endpoints=endpoints,
+        tls=commands.HEALTHCHECK_TLS,
+    )
+    by_url = {commands.member_client_url(plan.cluster, h): h.name for h in plan.cluster.etcd_members}
+    leaders = [s for s in agent.parse_endpoint_status(shell.sh(status, timeout=15).stdout) if s.is_leader]
+    return by_url.get(leaders[0].endpoint) if leaders else None
+
+
+def stop_etcd(plan: RestorePlan, shells: Sequence[HostShell]) -> str | None:
+    """Followers first, then the leader: a leader stopped together with its followers tries to hand leadership to
+    one that is going away and waits out the request timeout (~7 s measured); alone, it stops at once."""
+    leader = current_leader(plan, shells[0])
+
+    def stop(shell: HostShell) -> str:
+        return must(shell, f"systemctl stop {etcd_defaults.UNIT_NAME}", "stopping etcd", timeout=120)
+
+    on_all([s for s in shells if s.name != leader], stop)
+    on_all([s for s in shells if s.name == leader], stop)
+    return leader
+
+
 Report = Callable[[str], None]
 
 
@@ -195,8 +221,8 @@ def run_restore(plan: RestorePlan, shells: Sequence[HostShell], report: Report) 
     api = on_all(shells, lambda s: must(s, plan.stop_apiserver_script(), "stopping kube-apiserver").strip())
     stopped = [n for n, r in api.items() if r != "absent"]
     report(f"apiservers stopped on {', '.join(stopped)}" if stopped else "no kube-apiserver manifest: skipped")
-    on_all(shells, lambda s: must(s, f"systemctl stop {etcd_defaults.UNIT_NAME}", "stopping etcd", timeout=120))
-    report("etcd stopped on every member")
+    leader = stop_etcd(plan, shells)
+    report("etcd stopped on every member" + (f" (followers first, then the leader {leader})" if leader else ""))
     results = on_all(shells, lambda s: must(s, plan.restore_script(plan.member(s.name)), "etcd snapshot restore"))
     for name, out in results.items():
         kept = [ln.split(maxsplit=1)[1] for ln in out.splitlines() if ln.startswith("kept-old ")]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from backups import restore
+from backups.remote import Outcome
 from backups.snapshots import verify_snapshot
 from inventory.loader import parse_inventory
 from inventory.model import Cluster
@@ -138,3 +139,33 @@ def test_apiserver_scripts_move_the_manifest_aside_and_back(tmp_path: Path, monk
     assert not (manifests / "kube-apiserver.yaml").exists()
     assert bash(plan.start_apiserver_script(), env).stdout.strip() == "started"
     assert (manifests / "kube-apiserver.yaml").read_text() == "kind: Pod\n"
+
+
+class RecordingShell:
+    """A member that answers `endpoint status` (m2 leads) and records what it is asked to do, in order."""
+
+    def __init__(self, name: str, log: list[str]) -> None:
+        self.name, self.log = name, log
+
+    def sh(self, script: str, *, timeout: float = 120.0) -> Outcome:
+        if "endpoint status" in script:
+            out = "".join(
+                f'{{"Endpoint":"https://198.18.0.1{i}:2379","Status":{{"header":{{"member_id":{i},"revision":5}},'
+                f'"leader":2}}}},'
+                for i in (1, 2, 3)
+            )
+            return Outcome(0, "[" + out.rstrip(",") + "]", "")
+        self.log.append(f"{self.name}: {script}")
+        return Outcome(0, "", "")
+
+    def upload(self, local: Path, remote: str, *, mode: int = 0o600) -> None:
+        raise AssertionError("not used")
+
+
+def test_followers_stop_before_the_leader(tmp_path: Path) -> None:
+    plan = make_plan(tmp_path)
+    log: list[str] = []
+    shells = [RecordingShell(n, log) for n in ("m1", "m2", "m3")]
+    assert restore.stop_etcd(plan, shells) == "m2"
+    assert [line.split(":")[0] for line in log][-1] == "m2"
+    assert sorted(line.split(":")[0] for line in log[:2]) == ["m1", "m3"]
