@@ -55,3 +55,22 @@ def etcd(
     if not as_json:
         typer.echo(f"etcd healthy: 3 members {result['healthy3_s']} s, 5 members {result['healthy5_s']} s", err=True)
     typer.echo(json.dumps(result))
+
+
+@app.command()
+def vip(
+    rounds: Annotated[int, typer.Option(help="failovers per fault (the figure is their median)")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="print only the JSON object")] = False,
+) -> None:
+    """VIP failover on the lab: `keepalived_stop_s`, `haproxy_kill_s`, `host_kill_s`, `failed_requests`."""
+    from tests.bench.vip_bench import bench_vip
+
+    result = bench_vip(rounds)
+    if not as_json:
+        typer.echo(
+            f"VIP moved after keepalived stop {result['keepalived_stop_s']} s, "
+            f"haproxy kill {result['haproxy_kill_s']} s, host kill {result['host_kill_s']} s; "
+            f"{result['failed_requests']} failed requests",
+            err=True,
+        )
+    typer.echo(json.dumps(result))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from backups import role as backups
 from inventory.model import Cluster
-from roles import common, containerd, etcd, pki, validate
+from roles import common, containerd, etcd, loadbalancer, pki, validate
 from roles.engine.phase import AnyPhase
 
 
@@ -20,5 +20,6 @@ def cluster_plan(cluster: Cluster) -> list[AnyPhase]:
         *containerd.phases(cluster),
         *pki.phases(cluster),  # etcd CA and certificates: issued on the operator side, uploaded when changed
         *etcd.phases(cluster),  # external etcd with TLS; healthy before anything that needs it
+        *loadbalancer.phases(cluster),  # the VIP and the proxy in front of every apiserver
         *backups.phases(cluster),  # last: the agent needs etcd and its client certificate
     ]

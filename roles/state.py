@@ -48,7 +48,8 @@ class StateDir:
         """Atomic write, mode 0600; parent folders 0700. A crash mid-write leaves the old file or none."""
         target = self.file(name)
         self.ensure()
-        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for folder in reversed(target.relative_to(self.path).parents[:-1]):  # every folder 0700, not just the last
+            (self.path / folder).mkdir(exist_ok=True, mode=0o700)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
         try:
             with os.fdopen(fd, "wb") as handle:

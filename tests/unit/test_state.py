@@ -14,6 +14,9 @@ def test_secret_is_created_once_and_private(tmp_path: Path) -> None:
     assert stat.S_IMODE(state.file("vrrp/auth").stat().st_mode) == 0o600
     assert stat.S_IMODE(state.path.stat().st_mode) == 0o700
     assert stat.S_IMODE(state.file("vrrp").stat().st_mode) == 0o700
+    state.write("a/b/c/key", b"x")
+    for folder in ("a", "a/b", "a/b/c"):
+        assert stat.S_IMODE(state.file(folder).stat().st_mode) == 0o700
 
 
 def test_default_secret_is_random(tmp_path: Path) -> None:

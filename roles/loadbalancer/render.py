@@ -1,0 +1,75 @@
+"""Render the load balancer's files for one host. Pure: inventory in, text out."""
+
+from __future__ import annotations
+
+import secrets
+
+from inventory.model import Cluster, Host
+from roles.loadbalancer.defaults import DEFAULTS, LoadBalancerDefaults
+from roles.state import StateDir
+from roles.templating import render
+
+
+def proxy_kind(cluster: Cluster) -> str:
+    return "nginx" if cluster.control_plane.load_balancer == "keepalived+nginx" else "haproxy"
+
+
+def haproxy_cfg(cluster: Cluster, d: LoadBalancerDefaults = DEFAULTS) -> str:
+    cp = cluster.control_plane
+    return render(
+        __file__,
+        "haproxy.cfg.j2",
+        d=d,
+        vip=cp.vip.ip,
+        port=cluster.api_port,
+        apiserver_port=cp.apiserver_port,
+        backends=cluster.masters,
+    )
+
+
+def nginx_stream_conf(cluster: Cluster, d: LoadBalancerDefaults = DEFAULTS) -> str:
+    cp = cluster.control_plane
+    return render(
+        __file__,
+        "nginx-stream.conf.j2",
+        d=d,
+        vip=cp.vip.ip,
+        port=cluster.api_port,
+        apiserver_port=cp.apiserver_port,
+        backends=cluster.masters,
+    )
+
+
+def check_script(cluster: Cluster, d: LoadBalancerDefaults = DEFAULTS) -> str:
+    return render(__file__, "check-api.sh.j2", d=d, port=cluster.api_port, proxy=proxy_kind(cluster))
+
+
+def proxy_track_dropin(d: LoadBalancerDefaults = DEFAULTS) -> str:
+    return render(__file__, "proxy-track.conf.j2", d=d, track_dir=d.track_file.rsplit("/", 1)[0])
+
+
+def vrrp_auth(state: StateDir) -> str:
+    """The VRRPv2 PASS secret (8 characters is the protocol's limit), made once per cluster, kept in the state."""
+    return state.secret("vrrp/auth-pass", lambda: secrets.token_hex(4))
+
+
+def keepalived_conf(
+    cluster: Cluster, host: Host, interface: str, state: StateDir, d: LoadBalancerDefaults = DEFAULTS
+) -> str:
+    holders = cluster.lb_hosts
+    index = [h.name for h in holders].index(host.name)
+    cp = cluster.control_plane
+    return render(
+        __file__,
+        "keepalived.conf.j2",
+        d=d,
+        host=host.name,
+        address=host.address,
+        peers=[h.address for h in holders if h.name != host.name],
+        interface=interface,
+        router_id=cp.vrrp_router_id,
+        priority=d.priority_top - d.priority_step * index,
+        vip=cp.vip.ip,
+        vip_cidr=str(cp.vip),
+        auth_pass=vrrp_auth(state) if d.vrrp_version == 2 else "",
+    )

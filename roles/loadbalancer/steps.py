@@ -1,0 +1,150 @@
+"""The load balancer on its hosts: haproxy (or nginx stream) in front of every apiserver, keepalived for the VIP."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from inventory.model import Cluster, Host
+from roles.engine.command import Command
+from roles.engine.context import HostContext
+from roles.engine.errors import HostCheckFailed
+from roles.engine.facts import CommandOutput, Fact, FactValues, FileInfo, ServiceState
+from roles.engine.step import CommandStep, FileStep, Handler, PackagesStep, ServiceStep, Step, reload
+from roles.loadbalancer import render
+from roles.loadbalancer.defaults import DEFAULTS
+
+
+def route_fact(cluster: Cluster) -> CommandOutput:
+    return CommandOutput("route-to-vip", f"ip -o route get {cluster.control_plane.vip.ip}")
+
+
+def vip_interface(ctx: HostContext, facts: FactValues) -> str:
+    """The inventory's interface, else the NIC that routes to the VIP on this host."""
+    if ctx.cluster.control_plane.interface:
+        return ctx.cluster.control_plane.interface
+    out, _ = facts.get(route_fact(ctx.cluster))
+    words = out.split()
+    if "dev" in words:
+        return words[words.index("dev") + 1]
+    raise HostCheckFailed(
+        ctx.host.name,
+        f"no route to the VIP {ctx.cluster.control_plane.vip.ip}",
+        hint="set control_plane.interface in the inventory",
+    )
+
+
+@dataclass
+class KeepalivedConfStep(Step):
+    """keepalived.conf needs a fact (the VIP's interface), so it renders at check time."""
+
+    name: str = "keepalived | config"
+    notifies: tuple[str, ...] = ("reload keepalived",)
+
+    def facts(self, ctx: HostContext) -> Sequence[Fact[Any]]:
+        return (FileInfo(DEFAULTS.keepalived_conf), route_fact(ctx.cluster))
+
+    def check(self, ctx: HostContext, facts: FactValues) -> list[Command]:
+        text = render.keepalived_conf(ctx.cluster, ctx.host, vip_interface(ctx, facts), ctx.state)
+        step = FileStep(DEFAULTS.keepalived_conf, text, mode=0o640, validate="keepalived -t -f %s")
+        return step.check(ctx, facts)
+
+
+def _track_file_step(unit: str) -> Step:
+    """A proxy already running before keelson installed its drop-in never wrote the track file: write it now."""
+    current = CommandOutput("proxy-track-file", f"cat {DEFAULTS.track_file}")
+    state = ServiceState(unit)
+
+    def satisfied(ctx: HostContext, facts: FactValues) -> bool:
+        return facts.get(state).active != "active" or facts.get(current)[0].strip() == "0"
+
+    directory = DEFAULTS.track_file.rsplit("/", 1)[0]
+    return CommandStep(
+        f"{unit} | track file",
+        (current, state),
+        satisfied,
+        lambda ctx, facts: [Command(f"mkdir -p {directory} && echo 0 > {DEFAULTS.track_file}")],
+    )
+
+
+def _proxy_steps(cluster: Cluster) -> list[Step]:
+    d = DEFAULTS
+    if render.proxy_kind(cluster) == "nginx":
+        return [
+            PackagesStep(("nginx", "libnginx-mod-stream"), name="nginx | packages"),
+            FileStep(
+                "/etc/systemd/system/nginx.service.d/keelson-track.conf",
+                render.proxy_track_dropin(),
+                daemon_reload=True,
+                name="nginx | tell keepalived when it stops",
+            ),
+            FileStep(
+                d.nginx_stream_conf,
+                render.nginx_stream_conf(cluster),
+                notifies=("reload nginx",),
+                name="nginx | stream config",
+            ),
+            FileStep(
+                "/etc/nginx/sites-enabled/default",
+                b"# keelson: no default site on API load balancers\n",
+                name="nginx | no default site",
+            ),
+            ServiceStep("nginx", name="nginx | service"),
+            _track_file_step("nginx"),
+        ]
+    return [
+        PackagesStep(("haproxy", "socat"), name="haproxy | packages"),
+        FileStep(
+            "/etc/systemd/system/haproxy.service.d/keelson-track.conf",
+            render.proxy_track_dropin(),
+            daemon_reload=True,
+            name="haproxy | tell keepalived when it stops",
+        ),
+        FileStep(
+            d.haproxy_cfg,
+            render.haproxy_cfg(cluster),
+            validate="haproxy -c -q -f %s",
+            notifies=("reload haproxy",),
+            name="haproxy | config",
+        ),
+        ServiceStep("haproxy", name="haproxy | service"),
+        _track_file_step("haproxy"),
+    ]
+
+
+KEEPALIVED_DROPIN = f"""# managed by keelson: the folder of the proxy's track file exists before keepalived reads it
+[Service]
+ExecStartPre=/bin/mkdir -p {DEFAULTS.track_file.rsplit("/", 1)[0]}
+"""
+
+
+def steps(cluster: Cluster) -> list[Step]:
+    return [
+        *_proxy_steps(cluster),
+        PackagesStep(("keepalived",), name="keepalived | package"),
+        FileStep(
+            "/etc/systemd/system/keepalived.service.d/keelson.conf",
+            KEEPALIVED_DROPIN,
+            daemon_reload=True,
+            name="keepalived | track file folder",
+        ),
+        FileStep(
+            DEFAULTS.check_script,
+            render.check_script(cluster),
+            mode=0o755,
+            notifies=("reload keepalived",),
+            name="keepalived | API check script",
+        ),
+        KeepalivedConfStep(),
+        ServiceStep("keepalived", name="keepalived | service"),
+    ]
+
+
+def handlers(cluster: Cluster) -> list[Handler]:
+    nginx = Handler("reload nginx", lambda ctx, facts: [Command("nginx -t -q && systemctl reload-or-restart nginx")])
+    return [nginx if render.proxy_kind(cluster) == "nginx" else reload("haproxy"), reload("keepalived")]
+
+
+def lb_hosts(cluster: Cluster) -> list[Host]:
+    return cluster.lb_hosts
