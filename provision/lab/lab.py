@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from provision.lab import cgroups, files, network, rootfs
+from provision.lab import cgroups, files, host_setup, inventory_out, network, rootfs
 from provision.lab.errors import LabError
 from provision.lab.network import LabNetwork
 from provision.lab.paths import LabPaths, lab_root
@@ -30,49 +30,7 @@ log = logging.getLogger(__name__)
 
 BOOT_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 30.0
-HOST_TOOLS = {
-    "debootstrap": "debootstrap",
-    "systemd-nspawn": "systemd-container",
-    "ip": "iproute2",
-    "ssh": "openssh-client",
-    "ssh-keygen": "openssh-client",
-}
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
-
-def require_root() -> None:
-    if os.geteuid() != 0:
-        raise LabError(
-            "the lab needs root (it mounts overlays, makes a bridge and boots containers)",
-            hint="run it as root, e.g. sudo -E uv run keelson lab up",
-        )
-
-
-def missing_host_packages() -> list[str]:
-    return sorted({pkg for tool, pkg in HOST_TOOLS.items() if shutil.which(tool) is None})
-
-
-def ensure_host_packages() -> None:
-    missing = missing_host_packages()
-    if not missing:
-        return
-    command = ["apt-get", "install", "-y", "--no-install-recommends", *missing]
-    if shutil.which("apt-get") is None:
-        raise LabError(f"missing host packages: {', '.join(missing)}", hint=" ".join(command))
-    log.info("installing host packages: %s", " ".join(missing))
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for argv in (["apt-get", "update", "-q"], command):
-        proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
-        if proc.returncode != 0:
-            raise LabError(f"`{' '.join(argv)}` failed: {proc.stderr.strip()[-500:]}", hint=" ".join(command))
-
-
-def raise_inotify_limits() -> None:
-    """About 7 inotify instances per idle host, all as root: the default 128 runs out near 20 hosts."""
-    for key, want in (("max_user_instances", 8192), ("max_user_watches", 1048576)):
-        path = Path("/proc/sys/fs/inotify") / key
-        if int(path.read_text()) < want:
-            path.write_text(str(want))
 
 
 @dataclass(frozen=True)
@@ -151,10 +109,10 @@ class Lab:
     @classmethod
     def up(cls, spec: LabSpec, inventory_out: Path | None = None) -> Lab:
         spec.validate()
-        require_root()
-        ensure_host_packages()
+        host_setup.require_root()
+        host_setup.ensure_host_packages()
         base = rootfs.ensure_base()
-        raise_inotify_limits()
+        host_setup.raise_inotify_limits()
         paths = LabPaths(spec.name)
         existing = cls.load(spec.name) if paths.state_file.exists() else None
         if existing is not None and existing.state.spec != spec:
@@ -208,6 +166,7 @@ class Lab:
         network.delete_link(self.net.bridge)
         network.release(self.name)
         if not keep_state:
+            self._remove_inventory()
             shutil.rmtree(self.paths.root, ignore_errors=True)
 
     def kill(self, host_name: str) -> None:
@@ -278,21 +237,8 @@ class Lab:
         if self.paths.key.exists():
             return
         self.paths.key.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        subprocess.run(
-            [
-                "ssh-keygen",
-                "-q",
-                "-t",
-                "ed25519",
-                "-N",
-                "",
-                "-C",
-                f"keelson-lab-{self.name}",
-                "-f",
-                str(self.paths.key),
-            ],
-            check=True,
-        )
+        argv = ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"keelson-lab-{self.name}"]
+        subprocess.run([*argv, "-f", str(self.paths.key)], check=True)
 
     def _mount(self, host: str) -> Path:
         d = self.paths.host_dir(host)
@@ -397,12 +343,15 @@ class Lab:
                 if time.monotonic() > deadline:
                     raise LabError(
                         f"hosts not reachable after {BOOT_TIMEOUT_S:.0f} s: {', '.join(sorted(pending))}",
-                        hint=f"see {self.paths.run}/<host>.log",
+                        hint=f"see {self.paths.run}/<host>.log; then keelson lab down --name {self.name}",
                     )
                 for name in list(pending):
                     if self._launcher_pid(name) is None:
                         tail = self.paths.log(name).read_text(errors="replace").strip().splitlines()[-5:]
-                        raise LabError(f"{name}: its container stopped while booting: {' | '.join(tail)}")
+                        raise LabError(
+                            f"{name}: its container stopped while booting: {' | '.join(tail)}",
+                            hint=f"see {self.paths.log(name)}; then keelson lab down --name {self.name}",
+                        )
                 ready = dict(zip(pending, pool.map(self._ready, pending.values()), strict=True))
                 for name, ok in ready.items():
                     if ok:
@@ -432,8 +381,17 @@ class Lab:
         files.write_atomic(
             self.paths.ssh_config, files.ssh_config(self.state.hosts, self.paths.key, self.paths.known_hosts)
         )
-        text = files.inventory(self.state.spec, self.state.hosts, self.net, self.paths.key, self.paths.known_hosts)
+        text = inventory_out.render(self.state.spec, self.state.hosts, self.net, self.paths.key, self.paths.known_hosts)
         target = self.inventory_path.resolve()
         files.write_atomic(target, text)
         files.write_atomic(self.paths.root / "inventory.yaml", text)
         files.write_atomic(self.paths.root / "inventory.path", f"{target}\n")
+        self.inventory_path = target
+        inventory_out.check(target)
+
+    def _remove_inventory(self) -> None:
+        """The generated inventory names this lab's key and addresses: it goes with the lab (if nobody edited it)."""
+        ours = self.paths.root / "inventory.yaml"
+        with contextlib.suppress(OSError):
+            if self.inventory_path.read_text() == ours.read_text():
+                self.inventory_path.unlink()

@@ -110,15 +110,14 @@ def mirror_from_sources(deb822: list[str], one_line: list[str]) -> str | None:
     return None
 
 
-def machine_mirror() -> str:
-    apt = Path("/etc/apt")
+def machine_mirror(apt: Path = Path("/etc/apt")) -> str:
     deb822 = [p.read_text() for p in sorted((apt / "sources.list.d").glob("*.sources"))]
     lists = [
         p.read_text() for p in [apt / "sources.list", *sorted((apt / "sources.list.d").glob("*.list"))] if p.exists()
     ]
     mirror = mirror_from_sources(deb822, lists)
     if not mirror:
-        raise LabError("no Debian mirror found in /etc/apt/sources.list{,.d}", hint="configure apt, then retry")
+        raise LabError(f"no Debian mirror found in {apt}/sources.list{{,.d}}", hint="configure apt, then retry")
     return mirror
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -100,7 +102,8 @@ def test_down_leaves_nothing_behind(lab_factory) -> None:
     pids = [lab._launcher_pid(h.name) for h in lab.hosts]
     machines = [lab.net.machine(h.name) for h in lab.hosts]
     root = lab.paths.root
-    assert all(pids) and link_exists(lab.net.bridge)
+    inventory = lab.inventory_path
+    assert all(pids) and link_exists(lab.net.bridge) and inventory.exists()
     lab.down()
     lab.down()  # idempotent
     for pid in pids:
@@ -118,6 +121,7 @@ def test_down_leaves_nothing_behind(lab_factory) -> None:
     assert not link_exists(lab.net.bridge)
     assert not any(link_exists(f"vb-{m}") for m in machines)
     assert not root.exists()
+    assert not inventory.exists()  # it named a key and addresses that are gone
     assert "t-down" not in Lab.names()
 
 
@@ -130,3 +134,31 @@ def test_twenty_hosts(lab_factory) -> None:
     far = lab.hosts[-1]
     assert lab.run("m1", f"ping -c1 -W2 -q {far.name}", check=False).returncode == 0
     lab.down()
+
+
+def test_cli_up_ssh_kill_start_down(tmp_path: Path) -> None:
+    """The commands a user types, end to end; the inventory lands under the current directory by default."""
+
+    def keelson(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "keelson", *args]
+        return subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
+
+    try:
+        up = keelson("lab", "up", "--masters", "1", "--workers", "1", "--name", "t-cli", "--json")
+        assert up.returncode == 0, up.stderr
+        info = json.loads(up.stdout.splitlines()[-1])
+        assert info["inventory"] == str(tmp_path / "inventory/generated/t-cli.yaml")
+        assert [(h["name"], h["role"]) for h in info["hosts"]] == [("m1", "master"), ("w1", "worker")]
+        valid = keelson("inventory", "validate", "inventory/generated/t-cli.yaml")
+        assert valid.returncode == 0, valid.stderr
+        assert keelson("lab", "ssh", "w1", "--name", "t-cli", "--", "hostname; exit 7").returncode == 7
+        assert keelson("lab", "kill", "w1", "--name", "t-cli").returncode == 0
+        assert keelson("lab", "ssh", "w1", "--name", "t-cli", "--", "true").returncode == 255
+        status = json.loads(keelson("lab", "status", "--json").stdout)
+        assert "t-cli" in [lab["name"] for lab in status]
+        assert keelson("lab", "start", "w1", "--name", "t-cli").returncode == 0
+        assert keelson("lab", "ssh", "m1", "--name", "t-cli", "--", "ping -c1 -W2 -q w1").returncode == 0
+    finally:
+        assert keelson("lab", "down", "--name", "t-cli").returncode == 0
+    assert keelson("lab", "down", "--name", "t-cli").returncode == 0  # idempotent
+    assert not (tmp_path / "inventory/generated/t-cli.yaml").exists()

@@ -8,7 +8,8 @@ import pytest
 
 from inventory.loader import parse_inventory
 from provision.lab import LabError, LabSpec, rootfs
-from provision.lab.files import hosts_file, inventory
+from provision.lab.files import hosts_file
+from provision.lab.inventory_out import render as inventory
 from provision.lab.network import LabNetwork, pick_index
 from provision.lab.topology import hosts_for, worker_octet
 
@@ -80,3 +81,22 @@ def test_generated_inventory_validates(masters: int, workers: int, lbs: int) -> 
 def test_bad_specs_are_refused(spec: LabSpec) -> None:
     with pytest.raises(LabError):
         spec.validate()
+
+
+def test_generated_inventory_is_plain_yaml_one_host_per_line() -> None:
+    spec = LabSpec(name="plain", masters=3, workers=2)
+    net = LabNetwork(0)
+    text = inventory(spec, hosts_for(spec, net), net, Path("/k/key"), Path("/k/known_hosts"))
+    assert "&id" not in text and "*id" not in text  # no YAML anchors/aliases
+    assert "  - {name: w2, address: 198.18.0.22, roles: [worker]}" in text.splitlines()
+    assert 'kubernetes_version: "1.31.2"' in text
+
+
+def test_mirror_from_the_machines_apt_dir(tmp_path: Path) -> None:
+    (tmp_path / "sources.list.d").mkdir()
+    with pytest.raises(LabError, match="no Debian mirror"):
+        rootfs.machine_mirror(tmp_path)
+    (tmp_path / "sources.list").write_text("deb http://old.example/debian bookworm main\n")
+    assert rootfs.machine_mirror(tmp_path) == "http://old.example/debian"
+    (tmp_path / "sources.list.d" / "debian.sources").write_text(DEB822.replace("deb.debian.org", "m.example"))
+    assert rootfs.machine_mirror(tmp_path) == "http://m.example/debian"  # deb822 first
