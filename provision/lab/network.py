@@ -75,9 +75,19 @@ def pick_index(taken: set[int], name: str) -> int:
 
 def allocate(name: str) -> LabNetwork:
     with _registry() as reg:
-        if name not in reg:
-            reg[name] = pick_index(set(reg.values()), name)
+        if name not in reg:  # a bridge we did not record (another KEELSON_LAB_ROOT, a crash) is taken too
+            reg[name] = pick_index(set(reg.values()) | bridge_indexes(links()), name)
         return LabNetwork(reg[name])
+
+
+def bridge_indexes(link_names: list[str]) -> set[int]:
+    """Lab indexes whose bridge (`kl<index>`) exists on the machine."""
+    return {int(n[2:]) for n in link_names if n.startswith("kl") and n[2:].isdigit()}
+
+
+def links() -> list[str]:
+    out = _ip("-o", "link", "show").stdout
+    return [line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if line.count(":") >= 2]
 
 
 def release(name: str) -> None:

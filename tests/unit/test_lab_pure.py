@@ -10,7 +10,7 @@ from inventory.loader import parse_inventory
 from provision.lab import LabError, LabSpec, rootfs
 from provision.lab.files import hosts_file
 from provision.lab.inventory_out import render as inventory
-from provision.lab.network import LabNetwork, pick_index
+from provision.lab.network import LabNetwork, bridge_indexes, pick_index
 from provision.lab.topology import hosts_for, worker_octet
 
 DEB822 = """\
@@ -100,3 +100,9 @@ def test_mirror_from_the_machines_apt_dir(tmp_path: Path) -> None:
     assert rootfs.machine_mirror(tmp_path) == "http://old.example/debian"
     (tmp_path / "sources.list.d" / "debian.sources").write_text(DEB822.replace("deb.debian.org", "m.example"))
     assert rootfs.machine_mirror(tmp_path) == "http://m.example/debian"  # deb822 first
+
+
+def test_bridges_on_the_machine_count_as_taken() -> None:
+    names = ["lo", "eth0", "kl0", "vb-k0m1", "kl12", "klx", "kl"]
+    assert bridge_indexes(names) == {0, 12}
+    assert pick_index({0} | bridge_indexes(names), "lab") == 1
