@@ -29,6 +29,13 @@ def wait_running(lab: Lab, host: str, deadline_s: float = 60) -> str:
     return state
 
 
+def cmdline(proc: Path) -> str:
+    try:
+        return (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:  # it exited meanwhile
+        return ""
+
+
 def test_hosts_run_systemd_and_reach_each_other(lab: Lab) -> None:
     names = [h.name for h in lab.hosts]
     assert names == ["m1", "m2", "m3", "w1", "w2"]
@@ -111,8 +118,8 @@ def test_down_leaves_nothing_behind(lab_factory) -> None:
             not Path(f"/proc/{pid}").exists()
             or b"provision.lab.launcher" not in Path(f"/proc/{pid}/cmdline").read_bytes()
         )
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
-    assert not [m for m in machines if f"-M {m} " in ps]
+    cmdlines = [cmdline(p) for p in Path("/proc").iterdir() if p.name.isdigit()]
+    assert not [c for c in cmdlines if str(root) in c or any(f"-M {m} " in c for m in machines)]
     assert str(root) not in Path("/proc/mounts").read_text()
     leftover = [p for p in Path("/sys/fs/cgroup").glob("*/keelson-lab/t-down")] + list(
         Path("/sys/fs/cgroup").glob("memory/**/keelson-lab/t-down")
