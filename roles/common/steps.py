@@ -16,9 +16,17 @@ from roles.engine.step import CommandStep, FileStep, PackagesStep, ServiceStep, 
 from roles.templating import render
 
 q = shlex.quote
-VIRT = CommandOutput("container", "systemd-detect-virt --container")
-SWAP = CommandOutput("swap", "tail -n +2 /proc/swaps | wc -l; grep -cE '^[^#].*[[:space:]]swap[[:space:]]' /etc/fstab")
-HOSTNAME = CommandOutput("hostname", "hostname")
+# systemd (PID 1) writes the container manager's name here when it runs in one (systemd-detect-virt reads it too)
+VIRT = CommandOutput("container", 'read -r v < /run/systemd/container && echo "$v"')
+# an active swap line in /etc/fstab, as both the fact and the fix see it
+FSTAB_SWAP = r"^[^#].*[[:space:]]swap([[:space:]]|$)"
+SWAP = CommandOutput(
+    "swap",
+    # active swap areas (the lines of /proc/swaps after its header, counted with builtins), then fstab swap lines
+    "n=0; { read -r _; while read -r _; do n=$((n+1)); done; } < /proc/swaps; echo $n; "
+    f"grep -cE {q(FSTAB_SWAP)} /etc/fstab",
+)
+HOSTNAME = CommandOutput("hostname", 'read -r h < /proc/sys/kernel/hostname && echo "$h"')
 
 
 def in_container(facts: FactValues) -> bool:
@@ -50,6 +58,35 @@ class SysctlStep(Step):
             f"sysctl {k} is {current[k].value or 'absent'} (want {v}) and read-only here: set it on the machine's host"
             for k, v in self.values.items()
             if current[k].value != v and not current[k].writable
+        ]
+
+
+@dataclass
+class ModulesStep(Step):
+    """Kernel modules loaded now (the modules-load.d file loads them at boot). A container shares its machine's
+    kernel and cannot load modules: a module missing there is reported, not retried on every run."""
+
+    modules: tuple[str, ...]
+    name: str = "kernel modules | load"
+
+    def facts(self, ctx: HostContext) -> Sequence[Fact[Any]]:
+        return (KernelModules(self.modules), VIRT)
+
+    def _missing(self, facts: FactValues) -> list[str]:
+        have = facts.get(KernelModules(self.modules))
+        return [m for m in self.modules if m not in have]
+
+    def check(self, ctx: HostContext, facts: FactValues) -> list[Command]:
+        if in_container(facts):
+            return []
+        return [Command(f"modprobe {q(m)}") for m in self._missing(facts)]
+
+    def warnings(self, ctx: HostContext, facts: FactValues) -> list[str]:
+        if not in_container(facts):
+            return []
+        return [
+            f"kernel module {m} is not loaded and this host is a container: load it on the machine (modprobe {m})"
+            for m in self._missing(facts)
         ]
 
 
@@ -102,22 +139,14 @@ class HostsBlockStep(Step):
         return [] if wanted == current else [FileWrite(self.path, wanted.encode()).to_command()]
 
 
-def _modules_missing(ctx: HostContext, facts: FactValues) -> list[Command]:
-    have = facts.get(KernelModules(DEFAULTS.modules))
-    return [Command(f"modprobe {q(m)}") for m in DEFAULTS.modules if m not in have]
-
-
 def _swap_off(ctx: HostContext, facts: FactValues) -> list[Command]:
     out: list[Command] = []
     active, in_fstab = _swap_counts(facts)
     if active:
         out.append(Command("swapoff -a"))
     if in_fstab:
-        out.append(
-            Command(
-                r"sed -i -E 's/^([^#].*[[:space:]]swap[[:space:]].*)$/# keelson: swap off for kubelet: \1/' /etc/fstab"
-            )
-        )
+        script = f"s/^({FSTAB_SWAP[1:]}.*)$/# keelson: swap off for kubelet: \\1/"
+        out.append(Command(f"sed -i -E {q(script)} /etc/fstab"))
     return out
 
 
@@ -135,12 +164,7 @@ def steps() -> list[Step]:
         FileStep(
             d.modules_file, render(__file__, "modules-load.conf.j2", modules=d.modules), name="kernel modules | persist"
         ),
-        CommandStep(
-            "kernel modules | load",
-            (KernelModules(d.modules),),
-            lambda ctx, facts: not _modules_missing(ctx, facts),
-            _modules_missing,
-        ),
+        ModulesStep(d.modules),
         FileStep(d.sysctl_file, render(__file__, "sysctl.conf.j2", sysctl=d.sysctl), name="sysctl | persist"),
         SysctlStep(d.sysctl),
         CommandStep("swap | off", (SWAP,), lambda ctx, facts: _swap_counts(facts) == (0, 0), _swap_off),

@@ -186,7 +186,9 @@ MODULE_PROBES = {
 
 @dataclass(frozen=True)
 class KernelModules(Fact[frozenset[str]]):
-    """Which of `names` the running kernel provides (loaded, built in, or visibly working)."""
+    """Which of `names` the running kernel provides: loaded (/proc/modules), built in (/sys/module), or visibly
+    working (MODULE_PROBES). A container shares its host's kernel and has neither /proc/modules nor /sys/module:
+    the probes see what the host kernel already provides, so a module loaded there needs no modprobe here."""
 
     names: tuple[str, ...]
 
@@ -197,8 +199,10 @@ class KernelModules(Fact[frozenset[str]]):
     def command(self) -> str:
         checks = []
         for name in self.names:
-            probe = MODULE_PROBES.get(name, f"[ -d /sys/module/{q(name)} ]")
-            checks.append(f"{{ [ -d /sys/module/{q(name)} ] || {probe}; }} && echo {q(name)}")
+            n = q(name)
+            probe = MODULE_PROBES.get(name, "false")
+            loaded = f"{{ [ -r /proc/modules ] && grep -q {q(f'^{name} ')} /proc/modules; }}"
+            checks.append(f"{{ {loaded} || [ -d /sys/module/{n} ] || {probe}; }} && echo {n}")
         return "; ".join(checks) + "; true"
 
     def parse(self, stdout: str, rc: int) -> frozenset[str]:
@@ -222,12 +226,14 @@ class Sysctl(Fact[dict[str, SysctlValue]]):
         return "sysctl:" + ",".join(sorted(self.keys))
 
     def command(self) -> str:
+        # shell builtins only (read, test, printf): no fork per key
         parts = []
         for k in self.keys:
-            path = "/proc/sys/" + k.replace(".", "/")
-            access = f"$( [ -w {path} ] && echo rw || echo ro)"
-            value = f"$(cat {path} 2>/dev/null || echo -)"
-            parts.append(f'printf \'%s %s %s\\n\' {q(k)} "{access}" "{value}"')
+            path = q("/proc/sys/" + k.replace(".", "/"))
+            parts.append(
+                f"v=-; read -r v < {path} || v=-; [ -w {path} ] && a=rw || a=ro; "
+                f'printf \'%s %s %s\\n\' {q(k)} "$a" "$v"'
+            )
         return "; ".join(parts)
 
     def parse(self, stdout: str, rc: int) -> dict[str, SysctlValue]:

@@ -131,7 +131,11 @@ class Runner:
     def __init__(self, plan: Sequence[AnyPhase], rc: RunContext) -> None:
         self.plan = [p for p in plan if self._selected(p, rc)]
         self.rc = rc
-        self.pool = ConnectionPool(rc.cluster, trust_on_first_use=rc.trust_on_first_use)
+        self.pool = ConnectionPool(
+            rc.cluster,
+            trust_on_first_use=rc.trust_on_first_use,
+            notice=lambda host, message: rc.events(ev.HostWarning("Connect", host, message)),
+        )
         self.facts = _FactCache(rc, self.pool, self.plan)
         self.report = RunReport(dry_run=rc.dry_run)
 

@@ -15,7 +15,7 @@ from provision.lab import Lab
 from roles import common, containerd, validate
 from roles.engine.command import Command
 from roles.engine.context import RunContext
-from roles.engine.events import Event, HostPlanned
+from roles.engine.events import Event, HostPlanned, HostWarning
 from roles.engine.facts import CommandOutput
 from roles.engine.phase import Phase, all_hosts
 from roles.engine.runner import RunReport, run_plan
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.lab
 
 @pytest.fixture(scope="module")
 def elab(lab_factory) -> Lab:
-    lab: Lab = lab_factory("t-engine", masters=3, workers=2)
+    lab: Lab = lab_factory("e-engine", masters=3, workers=2)
     return lab
 
 
@@ -94,8 +94,11 @@ def test_unknown_host_key_needs_trust_on_first_use(elab: Lab, tmp_path: Path) ->
     cluster = _inventory_with(elab, tmp_path, "\n".join(lines) + "\n")
     refused = run(cluster, tmp_path, dry_run=True)
     assert "--trust-on-first-use" in " ".join(refused.hosts["m3"].errors)
-    trusted = run(cluster, tmp_path, dry_run=True, trust_on_first_use=True)
+    seen: list[Event] = []
+    trusted = run(cluster, tmp_path, dry_run=True, trust_on_first_use=True, events=seen.append)
     assert trusted.ok
+    (notice,) = [e for e in seen if isinstance(e, HostWarning)]
+    assert notice.host == "m3" and "trusted on first use" in notice.message and "SHA256:" in notice.message
     recorded = (tmp_path / "known_hosts").read_text()
     known = elab.known_hosts_path.read_text().splitlines()
     real = next(line for line in known if line.startswith("m3,")).split()[2]
@@ -108,7 +111,7 @@ def _slow_plan(cluster: Cluster, marker: str) -> list[Phase]:
         "test | slow change",
         (done,),
         lambda ctx, facts: facts.get(done)[0].strip() == "yes",
-        lambda ctx, facts: [Command(f"sleep 4 && touch {marker}")],
+        lambda ctx, facts: [Command(f"touch {marker}.started && sleep 4 && touch {marker}")],
     )
     return [*cluster_plan(cluster), Phase("Slow", all_hosts, [step])]
 
@@ -116,7 +119,7 @@ def _slow_plan(cluster: Cluster, marker: str) -> list[Phase]:
 def test_ssh_cut_mid_phase_then_rerun_converges(elab: Lab, tmp_path: Path) -> None:
     cluster = load_inventory(elab.inventory_path)
     marker = "/var/tmp/keelson-slow"
-    elab.run("w2", f"rm -f {marker}")
+    elab.run("w2", f"rm -f {marker} {marker}.started")
     started = threading.Event()
 
     def watch(event: Event) -> None:
@@ -125,7 +128,9 @@ def test_ssh_cut_mid_phase_then_rerun_converges(elab: Lab, tmp_path: Path) -> No
 
     def cut() -> None:
         assert started.wait(60)
-        time.sleep(0.5)  # let the slow command start on w2: this is the fault's timing, not a synchronisation
+        deadline = time.monotonic() + 30  # cut while the slow command runs on w2: wait until it has started
+        while elab.console("w2", f"test -e {marker}.started").returncode != 0:
+            assert time.monotonic() < deadline, "the slow command never started on w2"
         elab.console("w2", "systemctl stop ssh.service ssh.socket; pkill -KILL -f 'sshd:'")
 
     cutter = threading.Thread(target=cut)

@@ -108,3 +108,21 @@ def test_split_batch_tolerates_missing_and_foreign_markers() -> None:
     out = "\n@@KF-abc 0@@\nvalue\n@@KR-abc 0 0@@\n\n@@KF-zzz 1@@\nother\n@@KR-zzz 1 0@@\n"
     assert split_batch(out, 2, "abc") == [("value", 0), ("", -1)]
     assert split_batch("total junk", 1, "abc") == [("", -1)]
+
+
+def _sh(script: str) -> tuple[str, int]:
+    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=False)
+    return proc.stdout, proc.returncode
+
+
+def test_sysctl_fact_through_a_real_shell() -> None:
+    fact = Sysctl(("kernel.ostype", "kernel.no_such_key_k"))
+    parsed = fact.parse(*_sh(fact.command()))
+    assert parsed["kernel.ostype"].value == "Linux"
+    assert parsed["kernel.no_such_key_k"] == SysctlValue(None, False)
+
+
+def test_kernel_modules_fact_through_a_real_shell() -> None:
+    fact = KernelModules(("no_such_module_k", "overlay"))
+    found = fact.parse(*_sh(fact.command()))
+    assert "no_such_module_k" not in found  # never claimed; overlay depends on this kernel

@@ -138,3 +138,48 @@ def test_host_script_names_the_failing_command() -> None:
 def test_missing_fact_is_a_programming_error(key: str) -> None:
     with pytest.raises(KeyError, match="was not gathered"):
         FileStep("/a", "x").check(CTX, facts()) if key.startswith("file") else ServiceStep("u").check(CTX, facts())
+
+
+FSTAB = """# /etc/fstab
+UUID=1 / ext4 errors=remount-ro 0 1
+UUID=2 none swap sw 0 0
+/swapfile none swap
+# UUID=3 none swap sw 0 0
+"""
+
+
+def test_swap_fact_and_fix_agree_on_fstab(tmp_path: Path) -> None:
+    """The fix comments out exactly the lines the fact counts, so a rerun sees 0 (no endless change)."""
+    from roles.common.steps import SWAP, _swap_off
+
+    fstab = tmp_path / "fstab"
+    fstab.write_text(FSTAB)
+    swaps = tmp_path / "swaps"
+    swaps.write_text("Filename\tType\tSize\tUsed\tPriority\n")
+
+    def fact() -> tuple[str, int]:
+        script = SWAP.command().replace("/etc/fstab", str(fstab)).replace("/proc/swaps", str(swaps))
+        proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=False)
+        return proc.stdout, proc.returncode
+
+    assert fact()[0].split() == ["0", "2"]
+    (fix,) = _swap_off(CTX, facts(**{SWAP.key: fact()}))
+    subprocess.run(["bash", "-c", fix.script.replace("/etc/fstab", str(fstab))], check=True)
+    assert fact()[0].split() == ["0", "0"]
+    assert _swap_off(CTX, facts(**{SWAP.key: fact()})) == []
+    assert "UUID=1 / ext4" in fstab.read_text() and fstab.read_text().count("# keelson: swap off") == 2
+
+
+def test_modules_in_a_container_warn_instead_of_modprobe() -> None:
+    from roles.common.steps import VIRT, ModulesStep
+    from roles.engine.facts import KernelModules
+
+    step = ModulesStep(("overlay", "br_netfilter"))
+    key = KernelModules(("overlay", "br_netfilter")).key
+    host = facts(**{key: frozenset({"overlay"}), VIRT.key: ("", 1)})
+    assert [c.script for c in step.check(CTX, host)] == ["modprobe br_netfilter"] and not step.warnings(CTX, host)
+    nspawn = facts(**{key: frozenset({"overlay"}), VIRT.key: ("systemd-nspawn\n", 0)})
+    assert step.check(CTX, nspawn) == []
+    assert "br_netfilter" in step.warnings(CTX, nspawn)[0]
+    loaded = facts(**{key: frozenset({"overlay", "br_netfilter"}), VIRT.key: ("systemd-nspawn\n", 0)})
+    assert step.check(CTX, loaded) == [] and step.warnings(CTX, loaded) == []
