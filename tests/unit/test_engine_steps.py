@@ -183,3 +183,16 @@ def test_modules_in_a_container_warn_instead_of_modprobe() -> None:
     assert "br_netfilter" in step.warnings(CTX, nspawn)[0]
     loaded = facts(**{key: frozenset({"overlay", "br_netfilter"}), VIRT.key: ("systemd-nspawn\n", 0)})
     assert step.check(CTX, loaded) == [] and step.warnings(CTX, loaded) == []
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o640, 0o644, 0o755, 0o4750])
+def test_file_write_gives_the_mode_whatever_the_umask(tmp_path: Path, mode: int) -> None:
+    target = tmp_path / "f"
+    target.write_bytes(b"old")
+    write = FileWrite(str(target), b"\x00binary\xff" * 1000, mode=mode).to_command()
+    subprocess.run(["bash", "-c", "umask 077; " + write.script], check=True)
+    assert target.read_bytes() == b"\x00binary\xff" * 1000
+    assert target.stat().st_mode & 0o7777 == mode
+    empty = FileWrite(str(tmp_path / "new" / "empty"), b"").to_command()
+    subprocess.run(["bash", "-c", empty.script], check=True)
+    assert (tmp_path / "new" / "empty").read_bytes() == b""
