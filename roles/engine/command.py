@@ -80,7 +80,9 @@ class FileWrite:
             lines.append(f'chmod {self.mode:04o} "$tmp"')
         lines.append(f'mv -f "$tmp" {q(self.path)}')
         what = "secret, " if self.secret else ""
+        checked = f", checked with `{self.validate}`" if self.validate else ""
         description = (
-            f"write {self.path} ({what}{len(self.content)} bytes, mode {self.mode:04o}, sha256 {self.sha256[:12]})"
+            f"write {self.path} ({what}{len(self.content)} bytes, mode {self.mode:04o}, "
+            f"sha256 {self.sha256[:12]}{checked})"
         )
         return Command("set -e\n" + "\n".join(lines), description=description, summary_only=True)
