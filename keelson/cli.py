@@ -41,7 +41,9 @@ def _root(
 def main() -> None:
     """Console-script entry: user errors become a message and a non-zero exit, never a traceback."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # click returns a typer.Exit's code here instead of exiting
+        if isinstance(code, int) and code != 0:
+            sys.exit(code)
     except KeelsonError as exc:
         from rich.console import Console
         from rich.text import Text

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -207,3 +211,39 @@ def test_powershell_transport_against_a_lab_shim(elab: Lab) -> None:
         assert transport.run(script, check=True).stdout == script
     finally:
         pool.close()
+
+
+def _cli(*args: str, state: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KEELSON_STATE_DIR": str(state)}
+    return subprocess.run(
+        [sys.executable, "-m", "keelson", *args], capture_output=True, text=True, env=env, timeout=300, check=False
+    )
+
+
+def test_cli_json_stream_and_exit_codes(elab: Lab, tmp_path: Path) -> None:
+    """`keelson apply/plan --json`: one JSON object per line, a non-zero exit and the host named when one fails."""
+    inventory = str(elab.inventory_path)
+    applied = _cli("apply", "-i", inventory, "--only", "prepare", "--only", "container", "--json", state=tmp_path)
+    assert applied.returncode == 0, applied.stderr
+    events = [json.loads(line) for line in applied.stdout.splitlines()]
+    assert events[-1]["event"] == "run_finished" and events[-1]["ok"] is True
+    planned = _cli("plan", "-i", inventory, "--only", "prepare", "--only", "container", "--json", state=tmp_path)
+    lines = [json.loads(line) for line in planned.stdout.splitlines()]
+    assert planned.returncode == 0 and not [e for e in lines if e["event"] == "host_planned"]
+    assert all(h["changed"] == 0 for h in lines[-1]["hosts"].values())
+
+    lines_kh = elab.known_hosts_path.read_text().splitlines()
+    w1_key = next(line for line in lines_kh if line.startswith("w1,")).split(" ", 1)[1]
+    forged = [line if not line.startswith("w2,") else line.split(" ", 1)[0] + " " + w1_key for line in lines_kh]
+    doc = yaml.safe_load(elab.inventory_path.read_text())
+    (tmp_path / "known_hosts").write_text("\n".join(forged) + "\n")
+    doc["ssh"]["known_hosts"] = str(tmp_path / "known_hosts")
+    (tmp_path / "inv.yaml").write_text(yaml.safe_dump(doc))
+    failed = _cli("apply", "-i", str(tmp_path / "inv.yaml"), "--json", state=tmp_path)
+    assert failed.returncode != 0
+    bad = [json.loads(line) for line in failed.stdout.splitlines() if '"host_failed"' in line]
+    assert [(e["host"], e["phase"]) for e in bad] == [("w2", "Connect")]
+    assert "host key CHANGED" in bad[0]["error"]
+    human = _cli("apply", "-i", str(tmp_path / "inv.yaml"), state=tmp_path)
+    assert human.returncode != 0 and "w2: Connect: w2: host key CHANGED" in human.stdout
+    assert "Traceback" not in human.stdout + human.stderr
