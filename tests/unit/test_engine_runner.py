@@ -1,0 +1,183 @@
+"""The runner without SSH: each "host" is a folder on this machine and its transport a local bash (no root needed).
+
+Facts, plans, changes, handlers, serial gates, fail-fast and dry runs are the real runner's; only the wire is fake.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from inventory.loader import parse_inventory
+from inventory.model import Cluster, Host
+from roles.engine import runner as runner_module
+from roles.engine.command import Command
+from roles.engine.context import HostContext, RunContext
+from roles.engine.errors import CommandFailed
+from roles.engine.events import Event, HostFailed, HostPlanned
+from roles.engine.facts import CommandOutput, FactValues
+from roles.engine.phase import Phase, all_hosts
+from roles.engine.step import CommandStep, Handler, Step
+from roles.engine.transport import CommandResult, Transport
+
+LAB = (Path(__file__).parents[2] / "inventory" / "examples" / "lab.yaml").read_text()
+
+
+class LocalTransport:
+    def __init__(self, host: str, root: Path) -> None:
+        self.host = host
+        self.commands_run = 0
+        self.root = root
+        self.scripts: list[str] = []
+
+    def run(self, script: str, *, timeout: float | None = None, check: bool = False) -> CommandResult:
+        self.commands_run += 1
+        self.scripts.append(script)
+        proc = subprocess.run(
+            ["bash", "-c", script], capture_output=True, text=True, env={"H": str(self.root)}, check=False
+        )
+        if check and proc.returncode:
+            raise CommandFailed(self.host, proc.stderr)
+        return CommandResult(proc.returncode, proc.stdout, proc.stderr)
+
+    def put(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        raise NotImplementedError
+
+    def get(self, path: str) -> bytes:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        return None
+
+
+class LocalPool:
+    hosts: ClassVar[dict[str, LocalTransport]] = {}
+
+    def __init__(self, cluster: Cluster, **_: Any) -> None:
+        self.cluster = cluster
+
+    def get(self, host: Host) -> Transport:
+        return self.hosts[host.name]
+
+    def drop(self, host: Host) -> None:
+        return None
+
+    def commands_run(self) -> dict[str, int]:
+        return {name: t.commands_run for name, t in self.hosts.items()}
+
+    def close(self) -> None:
+        return None
+
+
+@pytest.fixture
+def hosts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, LocalTransport]:
+    cluster = parse_inventory(LAB)
+    made = {}
+    for host in cluster.hosts:
+        (tmp_path / host.name).mkdir()
+        made[host.name] = LocalTransport(host.name, tmp_path / host.name)
+    monkeypatch.setattr(LocalPool, "hosts", made)
+    monkeypatch.setattr(runner_module, "ConnectionPool", LocalPool)
+    return made
+
+
+def value_step(name: str, value: str, notifies: tuple[str, ...] = ()) -> Step:
+    """File $H/<name> holds `value`."""
+    fact = CommandOutput(f"value-{name}", f'cat "$H/{name}"')
+    return CommandStep(
+        f"test | {name}",
+        (fact,),
+        lambda ctx, facts: facts.get(fact)[0] == value,
+        lambda ctx, facts: [Command(f'printf %s {value} > "$H/{name}"')],
+        notifies=notifies,
+    )
+
+
+def touch_handler(name: str) -> Handler:
+    return Handler(name, lambda ctx, facts: [Command(f'echo x >> "$H/{name}.log"')])
+
+
+def run(plan: list[Phase], events: list[Event] | None = None, **kw: Any) -> runner_module.RunReport:
+    cluster = parse_inventory(LAB)
+    sink = events.append if events is not None else (lambda e: None)
+    return runner_module.run_plan(plan, RunContext(cluster, Path("/nonexistent"), events=sink, **kw))
+
+
+def test_apply_then_rerun_is_no_op_in_one_command_per_host(hosts: dict[str, LocalTransport]) -> None:
+    plan = [
+        Phase("One", all_hosts, [value_step("a", "1")]),
+        Phase("Two", all_hosts, [value_step("b", "2", notifies=("h",))], handlers=[touch_handler("h")]),
+    ]
+    first = run(plan)
+    assert first.ok and sorted(first.changed_hosts) == sorted(hosts)
+    assert (hosts["m1"].root / "b").read_text() == "2" and (hosts["m1"].root / "h.log").read_text() == "x\n"
+    again = run(plan)
+    assert again.ok and again.changed_hosts == []
+    assert all(t.commands_run - 4 == 1 for t in hosts.values())  # first run: facts, run, facts, run; rerun: facts
+    assert (hosts["m1"].root / "h.log").read_text() == "x\n"  # the handler ran only with its change
+
+
+def test_dry_run_runs_nothing_and_shows_what_apply_runs(hosts: dict[str, LocalTransport]) -> None:
+    plan = [Phase("One", all_hosts, [value_step("a", "1")])]
+    events: list[Event] = []
+    planned = run(plan, events, dry_run=True)
+    assert not (hosts["w1"].root / "a").exists()
+    assert {e.host for e in events if isinstance(e, HostPlanned)} == set(hosts)
+    applied = run(plan)
+    assert {p: {h: [c.script for c in cs] for h, cs in by.items()} for p, by in planned.planned.items()} == {
+        p: {h: [c.script for c in cs] for h, cs in by.items()} for p, by in applied.planned.items()
+    }
+
+
+def test_a_failing_command_stops_the_plan_after_its_phase(hosts: dict[str, LocalTransport]) -> None:
+    fact = CommandOutput("never", "false")
+    boom = CommandStep(
+        "test | boom",
+        (fact,),
+        lambda ctx, facts: ctx.host.name != "w2",
+        lambda ctx, facts: [Command("echo s3cret-token >&2; exit 7", secrets=("s3cret-token",))],
+    )
+    events: list[Event] = []
+    report = run(
+        [Phase("One", all_hosts, [value_step("a", "1"), boom]), Phase("Two", all_hosts, [value_step("b", "2")])],
+        events,
+    )
+    assert not report.ok and report.stopped_after == "One"
+    (error,) = report.hosts["w2"].errors
+    assert error.startswith("One: w2:") and "exit 7" in error and "***" in error and "s3cret" not in error
+    assert (hosts["m1"].root / "a").exists()  # the phase finished on the other hosts
+    assert not any((t.root / "b").exists() for t in hosts.values())  # but no later phase ran anywhere
+    assert [e.host for e in events if isinstance(e, HostFailed)] == ["w2"]
+
+
+def test_serial_phase_gates_each_host_and_stops_at_the_first_failure(hosts: dict[str, LocalTransport]) -> None:
+    order: list[str] = []
+
+    def gate(ctx: HostContext, transport: Transport) -> None:
+        order.append(ctx.host.name)
+        if ctx.host.name == "m2":
+            raise CommandFailed("m2", "not healthy before the deadline")
+
+    report = run([Phase("Rolling", lambda c: c.masters, [value_step("r", "1")], serial=True, gate=gate)])
+    assert order == ["m1", "m2"]
+    assert not report.ok and not (hosts["m3"].root / "r").exists()
+    assert "not healthy" in report.hosts["m2"].errors[0]
+
+
+def test_only_and_hosts_select(hosts: dict[str, LocalTransport]) -> None:
+    plan = [Phase("One", all_hosts, [value_step("a", "1")]), Phase("Two things", all_hosts, [value_step("b", "2")])]
+    report = run(plan, only=frozenset({"two"}), host_names=frozenset({"w1"}))
+    assert report.ok and list(report.hosts) == ["w1"]
+    assert (hosts["w1"].root / "b").exists() and not (hosts["w1"].root / "a").exists()
+    assert not (hosts["m1"].root / "b").exists()
+
+
+def test_a_step_without_its_fact_declared_fails_loudly() -> None:
+    fact = CommandOutput("undeclared", "true")
+    step = CommandStep("test | sloppy", (), lambda ctx, facts: facts.get(fact)[1] == 0, lambda c, f: [])
+    cluster = parse_inventory(LAB)
+    with pytest.raises(KeyError, match="not gathered"):
+        step.check(HostContext(cluster, cluster.hosts[0], Path("/x")), FactValues({}))
