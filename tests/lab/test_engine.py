@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -23,7 +24,7 @@ from roles.engine.events import Event, HostPlanned, HostWarning
 from roles.engine.facts import CommandOutput
 from roles.engine.phase import Phase, all_hosts
 from roles.engine.runner import RunReport, run_plan
-from roles.engine.step import CommandStep
+from roles.engine.step import CommandStep, FileStep
 from roles.engine.transport import ConnectionPool, PowerShellTransport
 
 pytestmark = pytest.mark.lab
@@ -247,3 +248,20 @@ def test_cli_json_stream_and_exit_codes(elab: Lab, tmp_path: Path) -> None:
     human = _cli("apply", "-i", str(tmp_path / "inv.yaml"), state=tmp_path)
     assert human.returncode != 0 and "w2: Connect: w2: host key CHANGED" in human.stdout
     assert "Traceback" not in human.stdout + human.stderr
+
+
+def test_a_large_file_travels_by_sftp_and_converges(elab: Lab, tmp_path: Path) -> None:
+    """A write too large for one command-line argument goes as an uploaded script; the rerun compares sha256 only."""
+    data = os.urandom(300 * 1024)
+    cluster = load_inventory(elab.inventory_path)
+    step = FileStep("/var/tmp/keelson-big.bin", data, mode=0o600, secret=True)
+    plan = [Phase("Big", lambda c: c.masters[:1], [step])]
+    first = run(cluster, tmp_path, plan=plan)
+    assert first.ok, first.hosts
+    (shown_line,) = shown(first)[("Big", "m1")]
+    assert "secret" in shown_line and "sha256" in shown_line and len(shown_line) < 200
+    out = elab.run("m1", "sha256sum < /var/tmp/keelson-big.bin; stat -c %a /var/tmp/keelson-big.bin; ls /tmp")
+    assert out.stdout.split()[0] == hashlib.sha256(data).hexdigest() and "600" in out.stdout
+    assert ".keelson-" not in out.stdout  # the uploaded script is removed
+    again = run(cluster, tmp_path, plan=plan)
+    assert again.ok and again.changed_hosts == [] and again.ssh_commands["m1"] == 1
