@@ -1,8 +1,9 @@
 """`keelson bench apply`: fresh and no-op apply times on lab hosts, SSH commands per host, and the 20/2 scale ratio.
 
-All in one run: a 20-host lab; a fresh apply on 2 hosts and on 5 others, a no-op re-apply of those 5; then the
-same lab rebooted onto fresh disks and a fresh apply on all 20. The phases are the engine's own roles (validate,
-common, containerd), the same work as the pyinfra/Ansible comparison roles in the issue.
+All in one run: a 20-host lab; a fresh apply on 2 hosts (and its no-op re-apply) and on 5 others, a no-op re-apply
+of those 5; then the same lab rebooted onto fresh disks, a fresh apply on all 20 and its no-op re-apply.
+`scale_ratio` is fresh(20) / fresh(2); `noop_scale_ratio` the same for the no-op re-applies. The phases are the
+engine's own roles (validate, common, containerd), the same work as the pyinfra/Ansible comparison roles in the issue.
 
 Lab hosts share this machine's cores, so the 20-host apply also reports the CPU it cost (the hosts' cgroups and
 keelson's own process) and the floor that puts under its wall time: `(host + operator CPU) / cores`.
@@ -64,6 +65,9 @@ def bench_apply(name: str = "bench-apply") -> dict[str, Any]:
         _apply(cluster, state, two)
         fresh2 = time.monotonic() - started
         started = time.monotonic()
+        _apply(cluster, state, two)
+        noop2 = time.monotonic() - started
+        started = time.monotonic()
         _apply(cluster, state, five)
         fresh5 = time.monotonic() - started
         started = time.monotonic()
@@ -78,6 +82,9 @@ def bench_apply(name: str = "bench-apply") -> dict[str, Any]:
         _apply(cluster, state, names)
         fresh20 = time.monotonic() - started
         host_cpu, own_cpu = _host_cpu_s(lab) - host_cpu, _own_cpu_s() - own_cpu
+        started = time.monotonic()
+        _apply(cluster, state, names)
+        noop20 = time.monotonic() - started
     finally:
         lab.down()
     return {
@@ -92,4 +99,7 @@ def bench_apply(name: str = "bench-apply") -> dict[str, Any]:
         "fresh20_host_cpu_s": round(host_cpu, 3),
         "fresh20_operator_cpu_s": round(own_cpu, 3),
         "fresh20_cpu_floor_s": round((host_cpu + own_cpu) / (os.cpu_count() or 1), 3),
+        "noop2_s": round(noop2, 3),
+        "noop20_s": round(noop20, 3),
+        "noop_scale_ratio": round(noop20 / noop2, 2),
     }
