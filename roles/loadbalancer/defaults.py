@@ -27,6 +27,7 @@ class LoadBalancerDefaults:
     keepalived_conf: str = "/etc/keepalived/keepalived.conf"
     check_script: str = "/etc/keepalived/keelson-check-api.sh"
     nginx_stream_conf: str = "/etc/nginx/modules-enabled/90-keelson-apiserver.conf"
+    nginx_stream_module: str = "/usr/share/nginx/modules-available/mod-stream.conf"  # Debian's load_module line
 
 
 DEFAULTS = LoadBalancerDefaults()

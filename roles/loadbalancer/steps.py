@@ -68,6 +68,14 @@ def _track_file_step(unit: str) -> Step:
     )
 
 
+# `nginx -t` of a candidate stream config alone (%s: the temp file), before it replaces the live one: a throwaway
+# main config loading the stream module and including the candidate. The live config is checked again at reload.
+NGINX_STREAM_CHECK = (
+    f'{{ w=$(mktemp) && echo "include {DEFAULTS.nginx_stream_module}; events {{}} include" %s ";" > "$w" '
+    '&& nginx -t -q -c "$w"; r=$?; rm -f "$w"; [ "$r" = 0 ]; }'
+)
+
+
 def _proxy_steps(cluster: Cluster) -> list[Step]:
     d = DEFAULTS
     if render.proxy_kind(cluster) == "nginx":
@@ -82,6 +90,7 @@ def _proxy_steps(cluster: Cluster) -> list[Step]:
             FileStep(
                 d.nginx_stream_conf,
                 render.nginx_stream_conf(cluster),
+                validate=NGINX_STREAM_CHECK,
                 notifies=("reload nginx",),
                 name="nginx | stream config",
             ),

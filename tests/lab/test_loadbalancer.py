@@ -12,6 +12,8 @@ import yaml
 from inventory.loader import load_inventory, parse_inventory
 from inventory.model import Cluster
 from provision.lab import Lab
+from roles.loadbalancer.defaults import DEFAULTS
+from roles.loadbalancer.steps import NGINX_STREAM_CHECK
 from tests.bench.vip_bench import apply_lb, faults, get, holders, measure, recover, single_holder, wait_for
 from tests.lab import fake_apiserver
 
@@ -122,6 +124,10 @@ def test_nginx_variant_holds_the_vip_and_skips_a_dead_backend(lab_factory, tmp_p
     masters = [m.name for m in nginx.masters]
     single_holder(lab, masters)
     assert lab.run("m1", "systemctl is-active nginx").stdout.strip() == "active"
+    # the check a stream config passes before it is installed: the live one passes, a broken one is refused
+    lab.run("m1", "echo 'stream { upstream u { server; } }' > /tmp/broken.conf")
+    for path, ok in ((DEFAULTS.nginx_stream_conf, True), ("/tmp/broken.conf", False)):
+        assert (lab.run("m1", NGINX_STREAM_CHECK.replace("%s", path), check=False).returncode == 0) is ok, path
     wait_for(lambda: get(url(lab, nginx)), 30, "the VIP answering through nginx")
     fake_apiserver.stop(lab, "m1")
     answers = [get(url(lab, nginx), timeout=3) for _ in range(12)]
