@@ -10,15 +10,12 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
-
-import jinja2
 
 from inventory.errors import KeelsonError
 from inventory.model import Cluster, Host, S3Target, SSHTarget
 from roles.etcd import defaults as etcd_defaults
 from roles.etcd.commands import EtcdVersion, member_client_url
+from roles.templating import render
 
 AGENT_PATH = "/usr/local/lib/keelson/backup_agent.py"
 CONFIG_PATH = "/etc/keelson/backup.json"
@@ -33,21 +30,9 @@ TIMER = "keelson-etcd-backup.timer"
 UNIT_DIR = "/etc/systemd/system"
 RANDOMIZED_DELAY_S = 20
 
-TEMPLATES = Path(__file__).parent / "templates"
-
 
 class BackupConfigError(KeelsonError):
     """The backups section cannot be turned into an agent config (missing credentials, unknown backup host key)."""
-
-
-@cache
-def _templates() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,  # noqa: S701 - systemd units, not HTML
-    )
 
 
 def _slug(text: str) -> str:
@@ -130,18 +115,23 @@ def agent_config_json(cluster: Cluster, member: Host, *, etcd_version: EtcdVersi
 
 
 def service_unit(cluster: Cluster) -> str:
-    return (
-        _templates()
-        .get_template("keelson-etcd-backup.service.j2")
-        .render(cluster=cluster.name, agent=AGENT_PATH, config=CONFIG_PATH, env_file=ENV_PATH)
+    return render(
+        __file__,
+        "keelson-etcd-backup.service.j2",
+        cluster=cluster.name,
+        agent=AGENT_PATH,
+        config=CONFIG_PATH,
+        env_file=ENV_PATH,
     )
 
 
 def timer_unit(cluster: Cluster) -> str:
-    return (
-        _templates()
-        .get_template("keelson-etcd-backup.timer.j2")
-        .render(cluster=cluster.name, schedule=cluster.backups.schedule, delay=RANDOMIZED_DELAY_S)
+    return render(
+        __file__,
+        "keelson-etcd-backup.timer.j2",
+        cluster=cluster.name,
+        schedule=cluster.backups.schedule,
+        delay=RANDOMIZED_DELAY_S,
     )
 
 

@@ -6,61 +6,42 @@ Pure functions of the inventory: the same inventory renders the same bytes, so a
 from __future__ import annotations
 
 import hashlib
-from functools import cache
-from pathlib import Path
-
-import jinja2
 
 from inventory.model import Cluster, Host
 from roles.etcd import defaults
 from roles.etcd.commands import cluster_token, initial_cluster, local_client_url, member_client_url, member_peer_url
-
-TEMPLATES = Path(__file__).parent / "templates"
-
-
-@cache
-def _env() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,  # noqa: S701 - YAML and systemd units, not HTML
-    )
+from roles.templating import render
 
 
 def render_config(cluster: Cluster, host: Host) -> bytes:
-    text = (
-        _env()
-        .get_template("etcd.conf.yml.j2")
-        .render(
-            cluster_name=cluster.name,
-            name=host.name,
-            data_dir=cluster.etcd.data_dir,
-            peer_url=member_peer_url(cluster, host),
-            client_url=member_client_url(cluster, host),
-            local_client_url=local_client_url(cluster),
-            initial_cluster=initial_cluster(cluster),
-            token=cluster_token(cluster),
-            ca_cert=defaults.CA_CERT,
-            server_cert=defaults.SERVER_CERT,
-            server_key=defaults.SERVER_KEY,
-            peer_cert=defaults.PEER_CERT,
-            peer_key=defaults.PEER_KEY,
-        )
+    text = render(
+        __file__,
+        "etcd.conf.yml.j2",
+        cluster_name=cluster.name,
+        name=host.name,
+        data_dir=cluster.etcd.data_dir,
+        peer_url=member_peer_url(cluster, host),
+        client_url=member_client_url(cluster, host),
+        local_client_url=local_client_url(cluster),
+        initial_cluster=initial_cluster(cluster),
+        token=cluster_token(cluster),
+        ca_cert=defaults.CA_CERT,
+        server_cert=defaults.SERVER_CERT,
+        server_key=defaults.SERVER_KEY,
+        peer_cert=defaults.PEER_CERT,
+        peer_key=defaults.PEER_KEY,
     )
     return text.encode()
 
 
 def render_unit(cluster: Cluster) -> bytes:
-    text = (
-        _env()
-        .get_template("etcd.service.j2")
-        .render(
-            cluster_name=cluster.name,
-            user=defaults.ETCD_USER,
-            binary=defaults.ETCD_BINARY,
-            config_file=defaults.CONFIG_FILE,
-        )
+    text = render(
+        __file__,
+        "etcd.service.j2",
+        cluster_name=cluster.name,
+        user=defaults.ETCD_USER,
+        binary=defaults.ETCD_BINARY,
+        config_file=defaults.CONFIG_FILE,
     )
     return text.encode()
 
