@@ -14,30 +14,25 @@ def proxy_kind(cluster: Cluster) -> str:
     return "nginx" if cluster.control_plane.load_balancer == "keepalived+nginx" else "haproxy"
 
 
-def haproxy_cfg(cluster: Cluster, d: LoadBalancerDefaults = DEFAULTS) -> str:
+def _proxy_conf(template: str, cluster: Cluster, d: LoadBalancerDefaults) -> str:
     cp = cluster.control_plane
     return render(
         __file__,
-        "haproxy.cfg.j2",
+        template,
         d=d,
         vip=cp.vip.ip,
         port=cluster.api_port,
         apiserver_port=cp.apiserver_port,
         backends=cluster.masters,
     )
+
+
+def haproxy_cfg(cluster: Cluster, d: LoadBalancerDefaults = DEFAULTS) -> str:
+    return _proxy_conf("haproxy.cfg.j2", cluster, d)
 
 
 def nginx_stream_conf(cluster: Cluster, d: LoadBalancerDefaults = DEFAULTS) -> str:
-    cp = cluster.control_plane
-    return render(
-        __file__,
-        "nginx-stream.conf.j2",
-        d=d,
-        vip=cp.vip.ip,
-        port=cluster.api_port,
-        apiserver_port=cp.apiserver_port,
-        backends=cluster.masters,
-    )
+    return _proxy_conf("nginx-stream.conf.j2", cluster, d)
 
 
 def check_script(cluster: Cluster, d: LoadBalancerDefaults = DEFAULTS) -> str:
