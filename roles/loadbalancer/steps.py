@@ -16,23 +16,44 @@ from roles.loadbalancer import render
 from roles.loadbalancer.defaults import DEFAULTS
 
 
-def route_fact(cluster: Cluster) -> CommandOutput:
-    return CommandOutput("route-to-vip", f"ip -o route get {cluster.control_plane.vip.ip}")
+def interface_fact(cluster: Cluster, host: Host) -> CommandOutput:
+    """Three views of where the VIP belongs on this host (read-only): the NIC with the host's own address, the NIC
+    holding the VIP right now, and the route to the VIP."""
+    vip = cluster.control_plane.vip.ip
+    return CommandOutput(
+        "vip-interface",
+        f"ip -o addr show to {host.address}; echo @@; ip -o addr show to {vip}; echo @@; ip -o route get {vip}",
+    )
+
+
+def parse_interface(out: str) -> str | None:
+    """The NIC for keepalived, from `interface_fact`'s output. Never `lo`: on the host holding the VIP the kernel
+    routes the VIP through `lo` (a local address), so the route alone would move the VIP off its NIC."""
+    own, held, route = [*out.split("@@\n"), "", ""][:3]
+    for section in (own, held):  # `2: eth0    inet 10.0.0.11/24 brd … scope global eth0 …`
+        for line in section.splitlines():
+            words = line.split()
+            if len(words) > 1 and words[0].endswith(":") and words[1] != "lo":
+                return words[1].split("@")[0]
+    words = route.split()  # `10.0.0.10 dev eth0 src 10.0.0.11 uid 0` (`local … dev lo …` on the holder)
+    device = words[words.index("dev") + 1] if "dev" in words[:-1] else None
+    return device if device != "lo" else None
 
 
 def vip_interface(ctx: HostContext, facts: FactValues) -> str:
-    """The inventory's interface, else the NIC that routes to the VIP on this host."""
+    """The inventory's interface, else the NIC carrying this host's address (or the VIP, or the route to it)."""
     if ctx.cluster.control_plane.interface:
         return ctx.cluster.control_plane.interface
-    out, _ = facts.get(route_fact(ctx.cluster))
-    words = out.split()
-    if "dev" in words:
-        return words[words.index("dev") + 1]
-    raise HostCheckFailed(
-        ctx.host.name,
-        f"no route to the VIP {ctx.cluster.control_plane.vip.ip}",
-        hint="set control_plane.interface in the inventory",
-    )
+    out, _ = facts.get(interface_fact(ctx.cluster, ctx.host))
+    interface = parse_interface(out)
+    if interface is None:
+        raise HostCheckFailed(
+            ctx.host.name,
+            f"cannot tell which interface should carry the VIP {ctx.cluster.control_plane.vip.ip}: no interface has "
+            f"{ctx.host.address} or the VIP, and there is no route to the VIP except through lo",
+            hint="set control_plane.interface in the inventory",
+        )
+    return interface
 
 
 @dataclass
@@ -43,7 +64,7 @@ class KeepalivedConfStep(Step):
     notifies: tuple[str, ...] = ("reload keepalived",)
 
     def facts(self, ctx: HostContext) -> Sequence[Fact[Any]]:
-        return (FileInfo(DEFAULTS.keepalived_conf), route_fact(ctx.cluster))
+        return (FileInfo(DEFAULTS.keepalived_conf), interface_fact(ctx.cluster, ctx.host))
 
     def check(self, ctx: HostContext, facts: FactValues) -> list[Command]:
         text = render.keepalived_conf(ctx.cluster, ctx.host, vip_interface(ctx, facts), ctx.state)

@@ -10,6 +10,7 @@ import yaml
 
 from inventory.loader import load_inventory, parse_inventory
 from roles.loadbalancer import phases, render
+from roles.loadbalancer.steps import parse_interface
 from roles.state import StateDir
 
 EXAMPLES = Path(__file__).parents[2] / "inventory" / "examples"
@@ -86,3 +87,32 @@ def test_external_load_balancer_has_no_phase() -> None:
     cluster = parse_inventory(yaml.safe_dump(doc))
     assert phases(cluster) == []
     assert cluster.api_endpoint == "lb.example:6443"
+
+
+# `interface_fact` output captured on a lab host (198.18.1.11), before and while it held the VIP 198.18.1.100
+NOT_HOLDER = (
+    "2: host0    inet 198.18.1.11/24 brd 198.18.1.255 scope global host0\\"
+    "       valid_lft forever preferred_lft forever\n"
+    "@@\n"
+    "@@\n"
+    "198.18.1.100 dev host0 src 198.18.1.11 uid 0 \\    cache \n"
+)
+HOLDER = (
+    "2: host0    inet 198.18.1.11/24 brd 198.18.1.255 scope global host0\\"
+    "       valid_lft forever preferred_lft forever\n"
+    "@@\n"
+    "2: host0    inet 198.18.1.100/24 scope global secondary host0\\       valid_lft forever preferred_lft forever\n"
+    "@@\n"
+    "local 198.18.1.100 dev lo src 198.18.1.11 uid 0 \\    cache <local> \n"
+)
+
+
+def test_vip_interface_is_the_nic_not_lo_on_the_holder() -> None:
+    assert parse_interface(NOT_HOLDER) == "host0"
+    assert parse_interface(HOLDER) == "host0"  # the route alone says `dev lo` there
+    # the host's address is not local (NAT): the NIC holding the VIP, else the route's, but never lo
+    assert parse_interface("@@\n" + HOLDER.split("@@\n", 1)[1]) == "host0"
+    assert parse_interface("@@\n@@\n10.0.0.10 via 10.0.0.1 dev ens3 src 10.0.0.11 uid 0\n") == "ens3"
+    assert parse_interface("5: bond0.12@bond0    inet 10.0.0.11/24 scope global bond0.12\n@@\n@@\n") == "bond0.12"
+    assert parse_interface("@@\n@@\nlocal 10.0.0.10 dev lo src 10.0.0.11\n") is None
+    assert parse_interface("garbage") is None and parse_interface("") is None
