@@ -53,6 +53,14 @@ class RunReport:
     def changed_hosts(self) -> list[str]:
         return [h for h, s in self.hosts.items() if s.changed]
 
+    def changes(self) -> dict[str, list[str]]:
+        """Per host, the commands it ran (or would run), as `phase: command` the way a plan shows them."""
+        out: dict[str, list[str]] = {}
+        for phase, hosts in self.planned.items():
+            for host, commands in hosts.items():
+                out.setdefault(host, []).extend(f"{phase}: {c.shown()}" for c in commands)
+        return out
+
     def record(self, phase: str, host: str, outcome: HostOutcome) -> None:
         summary = self.hosts.setdefault(host, HostSummary())
         if outcome.error is not None:

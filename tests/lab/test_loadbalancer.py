@@ -48,7 +48,19 @@ def test_one_holder_and_requests_reach_a_backend(vip_lab) -> None:
     answer = wait_for(lambda: get(url(lab, cluster)), 30, "the VIP answering")
     assert answer.split() in (["ok", m] for m in masters)
     assert cluster.api_endpoint == f"{lab.vip}:8443"
-    assert apply_lb(cluster, state).changed_hosts == []  # re-apply: 0 changed
+    assert apply_lb(cluster, state).changes() == {}  # re-apply: 0 changed
+
+
+def test_without_an_interface_in_the_inventory_the_vip_stays_on_the_nic(vip_lab) -> None:
+    """`control_plane.interface` left out: each host finds its NIC itself, the holder too (where the kernel routes
+    the VIP through lo), so a re-apply matches the configs written with `interface: host0`: 0 changed."""
+    lab, cluster, state = vip_lab
+    doc = yaml.safe_load(lab.inventory_path.read_text())
+    del doc["control_plane"]["interface"]
+    detected = parse_inventory(yaml.safe_dump(doc))
+    holder = single_holder(lab, [m.name for m in cluster.masters])
+    assert lab.run(holder, f"ip -o route get {lab.vip}").stdout.split()[:4] == ["local", str(lab.vip), "dev", "lo"]
+    assert apply_lb(detected, state).changes() == {}
 
 
 def test_a_dead_backend_gets_no_requests(vip_lab) -> None:
@@ -112,7 +124,7 @@ def test_dedicated_lbs_reload_haproxy_without_restart_when_backends_change(lab_f
     for host in ("lb1", "lb2"):
         assert "server w1 " in lab.run(host, "cat /etc/haproxy/haproxy.cfg").stdout
         assert lab.run(host, "systemctl show -p MainPID --value haproxy").stdout.strip() == pids[host]
-    assert apply_lb(changed, tmp_path).changed_hosts == []
+    assert apply_lb(changed, tmp_path).changes() == {}
 
 
 def test_nginx_variant_holds_the_vip_and_skips_a_dead_backend(lab_factory, tmp_path) -> None:
@@ -132,4 +144,4 @@ def test_nginx_variant_holds_the_vip_and_skips_a_dead_backend(lab_factory, tmp_p
     fake_apiserver.stop(lab, "m1")
     answers = [get(url(lab, nginx), timeout=3) for _ in range(12)]
     assert all(answers) and not any(a and a.endswith(" m1") for a in answers)  # passive checks: retried elsewhere
-    assert apply_lb(nginx, tmp_path).changed_hosts == []
+    assert apply_lb(nginx, tmp_path).changes() == {}

@@ -115,7 +115,9 @@ def test_apply_then_rerun_is_no_op_in_one_command_per_host(hosts: dict[str, Loca
     assert first.ok and sorted(first.changed_hosts) == sorted(hosts)
     assert (hosts["m1"].root / "b").read_text() == "2" and (hosts["m1"].root / "h.log").read_text() == "x\n"
     again = run(plan)
-    assert again.ok and again.changed_hosts == []
+    assert again.ok and again.changed_hosts == [] and again.changes() == {}
+    assert sorted(first.changes()) == sorted(hosts)
+    assert [line.split(":")[0] for line in first.changes()["m1"]] == ["One", "Two", "Two"]  # b's write, handler h
     assert all(t.commands_run - 4 == 1 for t in hosts.values())  # first run: facts, run, facts, run; rerun: facts
     assert (hosts["m1"].root / "h.log").read_text() == "x\n"  # the handler ran only with its change
 
