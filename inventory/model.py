@@ -86,7 +86,7 @@ class ControlPlane(Strict):
     apiserver_port: Annotated[int, Field(ge=1, le=65535)] = 6443
     load_balancer: LoadBalancerKind = "keepalived+haproxy"
     vrrp_router_id: Annotated[int, Field(ge=1, le=255)] = 51
-    interface: str | None = Field(default=None, description="NIC for the VIP; default: the one routing to the VIP")
+    interface: str | None = Field(default=None, description="NIC for the VIP; default: the NIC with the host's address")
     endpoint: str | None = Field(default=None, description="host:port of an external load balancer")
 
 
