@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from inventory.errors import KeelsonError
-from inventory.model import Host
+from inventory.model import OS, Host
 from roles.engine import events as ev
+from roles.engine import handlers as due
 from roles.engine.command import Command
-from roles.engine.context import RunContext
+from roles.engine.context import HostContext, RunContext
 from roles.engine.errors import CommandFailed, HostUnreachable
 from roles.engine.facts import Fact, FactValues, batch_script, split_batch
 from roles.engine.phase import AnyPhase, CustomPhase, HostOutcome, Phase
@@ -101,6 +102,17 @@ def failed_command(output: str, commands: Sequence[Command], nonce: str) -> tupl
     return command, own[-600:]
 
 
+def _durable_handlers(phase: Phase, ctx: HostContext) -> bool:
+    """Whether this phase keeps its due handlers on the host (POSIX hosts; see roles/engine/handlers.py)."""
+    return bool(phase.handlers) and ctx.host.os is not OS.WINDOWS
+
+
+def phase_facts(phase: Phase, ctx: HostContext) -> list[Fact[Any]]:
+    """Every fact a phase reads on a host: its steps', and the handlers a previous run left due."""
+    facts = [fact for step in phase.steps for fact in step.facts(ctx)]
+    return [*facts, due.PendingHandlers()] if _durable_handlers(phase, ctx) else facts
+
+
 class _FactCache:
     def __init__(self, rc: RunContext, pool: ConnectionPool, plan: Sequence[AnyPhase]) -> None:
         self.rc, self.pool, self.plan = rc, pool, plan
@@ -111,16 +123,15 @@ class _FactCache:
         seen: dict[str, Fact[Any]] = {}
         for phase in self.plan[from_index:]:
             if isinstance(phase, Phase) and any(h.name == host.name for h in phase.hosts(self.rc.cluster)):
-                for step in phase.steps:
-                    for fact in step.facts(ctx):
-                        seen.setdefault(fact.key, fact)
+                for fact in phase_facts(phase, ctx):
+                    seen.setdefault(fact.key, fact)
         return list(seen.values())
 
     def for_phase(self, host: Host, index: int, transport: Transport) -> FactValues:
         phase = self.plan[index]
         assert isinstance(phase, Phase)
         ctx = self.rc.host_context(host)
-        needed = {f.key for step in phase.steps for f in step.facts(ctx)}
+        needed = {f.key for f in phase_facts(phase, ctx)}
         have = self.values.get(host.name, {})
         if needed - have.keys():
             facts = self._wanted(host, index)
@@ -260,9 +271,16 @@ class Runner:
             unknown = notified - handlers.keys()
             if unknown:
                 raise AssertionError(f"phase {phase.title!r} has no handler {sorted(unknown)}")
+            durable = _durable_handlers(phase, ctx)
+            left_due = facts.get(due.PendingHandlers()) if durable else frozenset()
+            newly_due = [due.marker(phase.slug, h.name) for h in phase.handlers if h.name in notified]
+            if durable and newly_due:  # noted before the writes, so an interrupted run still leaves them due
+                commands.insert(0, due.mark(newly_due))
             for handler in phase.handlers:  # in declaration order, once each
-                if handler.name in notified:
+                name = due.marker(phase.slug, handler.name)
+                if handler.name in notified or name in left_due:
                     commands += handler.commands(ctx, facts)
+                    commands += [due.clear(name)] if durable else []
             if commands:
                 self.rc.events(ev.HostPlanned(phase.title, host.name, [c.shown() for c in commands]))
             if self.rc.dry_run:

@@ -13,6 +13,7 @@ import pytest
 
 from inventory.loader import parse_inventory
 from inventory.model import Cluster, Host
+from roles.engine import handlers as handlers_module
 from roles.engine import runner as runner_module
 from roles.engine.command import Command
 from roles.engine.context import HostContext, RunContext
@@ -81,6 +82,7 @@ def hosts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, LocalTra
         made[host.name] = LocalTransport(host.name, tmp_path / host.name)
     monkeypatch.setattr(LocalPool, "hosts", made)
     monkeypatch.setattr(runner_module, "ConnectionPool", LocalPool)
+    monkeypatch.setattr(handlers_module, "PENDING_DIR", '"$H"/pending-handlers')  # each host's own folder
     return made
 
 
@@ -117,7 +119,9 @@ def test_apply_then_rerun_is_no_op_in_one_command_per_host(hosts: dict[str, Loca
     again = run(plan)
     assert again.ok and again.changed_hosts == [] and again.changes() == {}
     assert sorted(first.changes()) == sorted(hosts)
-    assert [line.split(":")[0] for line in first.changes()["m1"]] == ["One", "Two", "Two"]  # b's write, handler h
+    # phase Two: the handler noted as due, b's write, the handler, its note cleared
+    assert [line.split(":")[0] for line in first.changes()["m1"]] == ["One", "Two", "Two", "Two", "Two"]
+    assert not any(list((t.root / "pending-handlers").glob("*")) for t in hosts.values())
     assert all(t.commands_run - 4 == 1 for t in hosts.values())  # first run: facts, run, facts, run; rerun: facts
     assert (hosts["m1"].root / "h.log").read_text() == "x\n"  # the handler ran only with its change
 
@@ -183,3 +187,20 @@ def test_a_step_without_its_fact_declared_fails_loudly() -> None:
     cluster = parse_inventory(LAB)
     with pytest.raises(KeyError, match="not gathered"):
         step.check(HostContext(cluster, cluster.hosts[0], Path("/x")), FactValues({}))
+
+
+def test_a_handler_cut_off_by_a_failure_still_runs_on_the_next_run(hosts: dict[str, LocalTransport]) -> None:
+    """The file is written, then the run dies before its handler has run (here the handler itself fails once). The
+    rerun finds the file already right, yet runs the handler, because the host noted it as due before the write."""
+    flaky = Handler("h", lambda ctx, facts: [Command('[ -e "$H/allow" ] && echo x >> "$H/h.log"')])
+    plan = [Phase("Two", all_hosts, [value_step("b", "2", notifies=("h",))], handlers=[flaky])]
+    first = run(plan)
+    assert not first.ok
+    assert (hosts["m1"].root / "b").read_text() == "2" and not (hosts["m1"].root / "h.log").exists()
+    for transport in hosts.values():
+        (transport.root / "allow").touch()
+    second = run(plan)
+    assert second.ok and sorted(second.changed_hosts) == sorted(hosts)
+    assert not any("printf" in line for line in second.changes()["m1"])  # b is not written again
+    assert (hosts["m1"].root / "h.log").read_text() == "x\n"
+    assert run(plan).changes() == {}  # done: nothing is due any more
