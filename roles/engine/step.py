@@ -55,11 +55,11 @@ def restart(unit: str) -> Handler:
     )
 
 
-def reload(unit: str) -> Handler:
-    return Handler(
-        f"reload {unit}",
-        lambda ctx, facts: [Command(f"systemctl reload-or-restart {q(unit)}")] if _was_running(unit, facts) else [],
-    )
+def reload(unit: str, check: str | None = None) -> Handler:
+    """Reload `unit` if it was already running; `check` (e.g. `nginx -t -q`) must pass first."""
+    script = f"systemctl reload-or-restart {q(unit)}"
+    script = f"{check} && {script}" if check else script
+    return Handler(f"reload {unit}", lambda ctx, facts: [Command(script)] if _was_running(unit, facts) else [])
 
 
 Content = bytes | str | Callable[[HostContext], bytes | str]

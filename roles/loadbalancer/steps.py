@@ -172,8 +172,8 @@ def steps(cluster: Cluster) -> list[Step]:
 
 
 def handlers(cluster: Cluster) -> list[Handler]:
-    nginx = Handler("reload nginx", lambda ctx, facts: [Command("nginx -t -q && systemctl reload-or-restart nginx")])
-    return [nginx if render.proxy_kind(cluster) == "nginx" else reload("haproxy"), reload("keepalived")]
+    proxy = reload("nginx", check="nginx -t -q") if render.proxy_kind(cluster) == "nginx" else reload("haproxy")
+    return [proxy, reload("keepalived")]
 
 
 def lb_hosts(cluster: Cluster) -> list[Host]:

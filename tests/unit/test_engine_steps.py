@@ -23,7 +23,7 @@ from roles.engine.facts import (
     UnitState,
 )
 from roles.engine.runner import failed_command, host_script
-from roles.engine.step import FileStep, PackagesStep, ServiceStep
+from roles.engine.step import FileStep, PackagesStep, ServiceStep, reload, restart
 
 LAB = (Path(__file__).parents[2] / "inventory" / "examples" / "lab.yaml").read_text()
 CLUSTER = parse_inventory(LAB)
@@ -54,6 +54,17 @@ def test_service_step_cases() -> None:
         "systemctl enable --no-reload haproxy",
         "systemctl start haproxy",
     ]
+
+
+def test_handlers_act_only_on_a_unit_that_was_running() -> None:
+    running = facts(**{"service:nginx": UnitState("active", "enabled")})
+    started_now = facts(**{"service:nginx": UnitState("inactive", "disabled")})  # this phase starts it: config fresh
+    checked = reload("nginx", check="nginx -t -q")
+    assert [c.script for c in checked.commands(CTX, running)] == ["nginx -t -q && systemctl reload-or-restart nginx"]
+    assert checked.commands(CTX, started_now) == []
+    assert [c.script for c in restart("nginx").commands(CTX, running)] == ["systemctl restart nginx"]
+    assert restart("nginx").commands(CTX, started_now) == []
+    assert [c.script for c in reload("haproxy").commands(CTX, facts())] == ["systemctl reload-or-restart haproxy"]
 
 
 def test_packages_step_installs_only_missing() -> None:
