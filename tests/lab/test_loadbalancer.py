@@ -3,6 +3,7 @@ kube-apiserver cannot be installed here and the control-plane issue has not land
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -119,8 +120,23 @@ def test_dedicated_lbs_reload_haproxy_without_restart_when_backends_change(lab_f
         if host["name"] in ("m3", "w1"):
             host["roles"] = ["worker"] if host["name"] == "m3" else ["master"]
     changed = parse_inventory(yaml.safe_dump(doc))
-    report = apply_lb(changed, tmp_path)
+    # a client keeps requesting through the VIP while haproxy reloads on the holder: no request may fail
+    answers: list[str | None] = []
+    done = threading.Event()
+
+    def client() -> None:
+        while not done.is_set():
+            answers.append(get(url(lab, cluster), timeout=2))
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    try:
+        report = apply_lb(changed, tmp_path)
+    finally:
+        done.set()
+        thread.join()
     assert sorted(report.changed_hosts) == ["lb1", "lb2"]
+    assert len(answers) >= 5 and all(answers), answers
     for host in ("lb1", "lb2"):
         assert "server w1 " in lab.run(host, "cat /etc/haproxy/haproxy.cfg").stdout
         assert lab.run(host, "systemctl show -p MainPID --value haproxy").stdout.strip() == pids[host]
