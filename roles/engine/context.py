@@ -14,11 +14,6 @@ if TYPE_CHECKING:
     from roles.engine.events import Event
 
 
-def default_state_dir(cluster: Cluster) -> Path:
-    """`$KEELSON_STATE_DIR/<cluster>` or `~/.local/share/keelson/<cluster>` (0700, files 0600: see roles/state.py)."""
-    return StateDir.for_cluster(cluster.name).path
-
-
 @dataclass(frozen=True)
 class HostContext:
     cluster: Cluster
