@@ -18,13 +18,29 @@ from inventory.rules import violations
 def load_inventory(path: str | Path) -> Cluster:
     """Read, parse, validate. Relative SSH key/known_hosts paths resolve against the file's folder."""
     p = Path(path)
+    return parse_inventory(read_source(p), source=str(p), base_dir=p.parent)
+
+
+def read_source(path: Path) -> str:
+    """The text of an inventory file (ours or another tool's), or an InventoryError saying why it cannot be read:
+    missing, a directory, not readable, not UTF-8 (with the line of the first bad byte)."""
+
+    def problem(message: str, line: int | None = None) -> InventoryError:
+        return InventoryError([InventoryProblem(str(path), line, "", message)])
+
     try:
-        text = p.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
-        raise InventoryError([InventoryProblem(str(p), None, "", "file not found")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InventoryError([InventoryProblem(str(p), None, "", f"cannot read: {exc}")]) from exc
-    return parse_inventory(text, source=str(p), base_dir=p.parent)
+        raise problem("file not found") from None
+    except IsADirectoryError:
+        raise problem("is a directory, not a file") from None
+    except OSError as exc:
+        raise problem(f"cannot read: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise problem(f"not UTF-8 text (byte {data[exc.start]:#04x}); save the file as UTF-8", line) from None
 
 
 def parse_inventory(text: str, *, source: str = "<inventory>", base_dir: Path | None = None) -> Cluster:
@@ -81,6 +97,8 @@ def _message(err: Any) -> str:
         return f"{_short(value)} is not allowed; allowed: {ctx.get('expected', '')}"
     if kind == "union_tag_invalid":
         return f"kind {_short(ctx.get('tag'))} is not allowed; allowed: {ctx.get('expected_tags', '')}"
+    if kind == "value_error":  # our own validators' messages name the value already
+        return msg.removeprefix("Value error, ")
     if kind == "string_pattern_mismatch":
         return f"{_short(value)} does not match the allowed form {ctx.get('pattern', '')}"
     return f"{msg} (got {_short(value)})" if value is not None and not isinstance(value, dict | list) else msg
@@ -105,9 +123,11 @@ def _absolute_paths(data: dict[str, Any], base_dir: Path | None) -> dict[str, An
     ssh = data.get("ssh")
     fix(ssh, "key")
     fix(ssh, "known_hosts")
-    hosts = data.get("hosts")
-    if isinstance(hosts, list):
-        for host in hosts:
-            if isinstance(host, dict):
-                fix(host.get("ssh"), "key")
+    if isinstance(ssh, dict) and ssh.get("config") != "none":
+        fix(ssh, "config")
+    sections = [ssh] + [h.get("ssh") for h in data.get("hosts") or [] if isinstance(h, dict)]
+    for section in sections:
+        fix(section, "key")
+        if isinstance(section, dict):
+            fix(section.get("bastion"), "key")
     return data

@@ -9,7 +9,7 @@ import ipaddress
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from inventory.model import OS, Cluster, Role
+from inventory.model import OS, Cluster, Host, IPAddress, Role
 from inventory.positions import Path
 
 
@@ -56,17 +56,59 @@ def etcd_members(cluster: Cluster) -> Iterator[Violation]:
         yield Violation(("etcd", "placement"), "1 etcd member is not HA: use 3 or 5, or set non_ha: true")
 
 
+NodeIPOf = Callable[[Host], IPAddress | None]
+"""The node IP of a host as far as it is known: the inventory alone (`Cluster.spec_node_ip`) offline, or every
+host's after the run discovered them (`roles.engine.nodes.NodeIPs`). None: not known yet, the check skips it."""
+
+
 def unique_names_and_addresses(cluster: Cluster) -> Iterator[Violation]:
+    """Names are unique; SSH targets are unique per (address, port): several hosts may sit behind one address on
+    different SSH ports (a NAT or a bastion's port forwards), as k0sctl allows. Internal addresses are unique."""
     names: dict[str, int] = {}
-    addresses: dict[str, int] = {}
+    targets: dict[tuple[str, int], int] = {}
+    internal: dict[IPAddress, int] = {}
     for i, host in enumerate(cluster.hosts):
         if host.name in names:
             yield Violation(("hosts", i, "name"), f"duplicate host name {host.name!r} (also hosts[{names[host.name]}])")
         names.setdefault(host.name, i)
-        addr = str(host.address)
-        if addr in addresses:
-            yield Violation(("hosts", i, "address"), f"duplicate address {addr} (also hosts[{addresses[addr]}])")
-        addresses.setdefault(addr, i)
+        port = cluster.ssh_for(host).port
+        target = (str(host.address), port)
+        if target in targets:
+            on = "" if port == 22 else f" on SSH port {port}"
+            yield Violation(
+                ("hosts", i, "address"),
+                f"duplicate address {host.address}{on} (also hosts[{targets[target]}]); hosts may share an address "
+                "only on different SSH ports",
+            )
+        targets.setdefault(target, i)
+        ip = host.internal_address
+        if ip is not None:
+            if ip in internal:
+                yield Violation(
+                    ("hosts", i, "internal_address"), f"duplicate internal_address {ip} (also hosts[{internal[ip]}])"
+                )
+            internal.setdefault(ip, i)
+
+
+def unique_node_ips(cluster: Cluster, node_ip: NodeIPOf) -> Iterator[Violation]:
+    """Two hosts never share a node IP (an internal_address equal to another host's address, or two DNS names that
+    lead to one machine). Duplicate internal addresses are `unique_names_and_addresses`' message already."""
+    seen: dict[IPAddress, int] = {}
+    for i, host in enumerate(cluster.hosts):
+        ip = node_ip(host)
+        if ip is None:
+            continue
+        if ip in seen:
+            other = cluster.hosts[seen[ip]]
+            both_internal = host.internal_address == other.internal_address == ip
+            if not both_internal:
+                field = "internal_address" if host.internal_address is not None else "address"
+                yield Violation(
+                    ("hosts", i, field),
+                    f"host {host.name!r} has node IP {ip}, the node IP of {other.name!r} (hosts[{seen[ip]}]) too: "
+                    "every host needs its own (set internal_address)",
+                )
+        seen.setdefault(ip, i)
 
 
 def windows_only_workers(cluster: Cluster) -> Iterator[Violation]:
@@ -77,6 +119,7 @@ def windows_only_workers(cluster: Cluster) -> Iterator[Violation]:
 
 
 def vip_placement(cluster: Cluster) -> Iterator[Violation]:
+    """What the inventory alone tells about the VIP; where it sits against the node IPs is `vip_against_node_ips`."""
     cp = cluster.control_plane
     if cp.load_balancer == "external":
         if not cp.endpoint:
@@ -87,17 +130,6 @@ def vip_placement(cluster: Cluster) -> Iterator[Violation]:
         return
     subnet = cp.vip.network
     vip = cp.vip.ip
-    for i, host in enumerate(cluster.hosts):
-        if host.address == vip:
-            yield Violation(("control_plane", "vip"), f"VIP {vip} is the address of host {host.name!r} (hosts[{i}])")
-    holders = cluster.lb_hosts
-    kind = "load-balancer hosts'" if cluster.lb_dedicated else "masters'"
-    outside = [h.name for h in holders if h.address not in subnet]
-    if outside:
-        yield Violation(
-            ("control_plane", "vip"),
-            f"VIP {cp.vip} is not in the {kind} subnet: {', '.join(outside)} lie outside {subnet}",
-        )
     if vip in (subnet.network_address, subnet.broadcast_address) and subnet.prefixlen < 31:
         yield Violation(("control_plane", "vip"), f"VIP {vip} is the network or broadcast address of {subnet}")
     lbs = cluster.with_role(Role.LB)
@@ -105,7 +137,31 @@ def vip_placement(cluster: Cluster) -> Iterator[Violation]:
         yield Violation(("hosts", _first_index(cluster, Role.LB) or 0, "roles"), "1 'lb' host is not HA: use 2 or more")
 
 
-def cidrs_disjoint(cluster: Cluster) -> Iterator[Violation]:
+def vip_against_node_ips(cluster: Cluster, node_ip: NodeIPOf) -> Iterator[Violation]:
+    """The VIP is no host's node IP and lies in the subnet of the hosts that hold it. Hosts whose node IP is not
+    known yet are skipped, and the message names them (the run checks them again once it knows their IPs)."""
+    cp = cluster.control_plane
+    if cp.load_balancer == "external":
+        return
+    subnet = cp.vip.network
+    vip = cp.vip.ip
+    for i, host in enumerate(cluster.hosts):
+        if node_ip(host) == vip:
+            yield Violation(("control_plane", "vip"), f"VIP {vip} is the node IP of host {host.name!r} (hosts[{i}])")
+    holders = cluster.lb_hosts
+    kind = "load-balancer hosts'" if cluster.lb_dedicated else "masters'"
+    known = [(h, node_ip(h)) for h in holders]
+    outside = [f"{h.name} ({ip})" for h, ip in known if ip is not None and ip not in subnet]
+    unknown = [h.name for h, ip in known if ip is None]
+    if outside:
+        later = f"; not checked yet: {', '.join(unknown)} (node IP discovered at run time)" if unknown else ""
+        yield Violation(
+            ("control_plane", "vip"),
+            f"VIP {cp.vip} is not in the {kind} subnet: {', '.join(outside)} lie outside {subnet}{later}",
+        )
+
+
+def cidrs_disjoint(cluster: Cluster, node_ip: NodeIPOf) -> Iterator[Violation]:
     net = cluster.network
     if net.pod_cidr.overlaps(net.service_cidr):
         yield Violation(
@@ -116,32 +172,82 @@ def cidrs_disjoint(cluster: Cluster) -> Iterator[Violation]:
         if cidr.overlaps(cp_net):
             yield Violation(("network", field), f"{field} {cidr} overlaps the hosts' network {cp_net}")
         for i, host in enumerate(cluster.hosts):
-            if isinstance(host.address, ipaddress.IPv4Address) and host.address in cidr:
+            ip = node_ip(host)
+            if isinstance(ip, ipaddress.IPv4Address) and ip in cidr:
                 yield Violation(
                     ("network", field),
-                    f"{field} {cidr} contains the address of host {host.name!r} (hosts[{i}])",
+                    f"{field} {cidr} contains the node IP {ip} of host {host.name!r} (hosts[{i}])",
                 )
 
 
 def backup_targets(cluster: Cluster) -> Iterator[Violation]:
+    by_name = {h.name: str(h.address) for h in cluster.hosts}
+    folders: dict[tuple[str, int, str], tuple[int, str]] = {}  # (host, port, user) -> first (index, path)
     for i, target in enumerate(cluster.backups.targets):
-        if target.kind == "ssh" and not target.path.startswith("/"):
+        if target.kind != "ssh":
+            continue
+        if not target.path.startswith("/"):
             yield Violation(("backups", "targets", i, "path"), f"path {target.path!r} must be absolute")
+        # one key per cluster: a user's authorized_keys can pin it to one folder only
+        account = (by_name.get(target.host, target.host), target.port, target.user)
+        first = folders.setdefault(account, (i, target.path))
+        if first[1] != target.path:
+            yield Violation(
+                ("backups", "targets", i, "path"),
+                f"backups.targets[{first[0]}] already sends {target.user}@{target.host} to {first[1]}: "
+                "the backup key is pinned to one folder per user (use another user for another folder)",
+            )
     nfs = cluster.addons
     if nfs.storage == "nfs" and nfs.nfs is None:
         yield Violation(("addons", "storage"), "storage: nfs needs addons.nfs: {server, path}")
 
 
+def kubernetes_release(cluster: Cluster) -> Iterator[Violation]:
+    from provision.artifacts.catalog import RELEASES
+
+    version = cluster.kubernetes.release_version
+    if version not in RELEASES:
+        supported = ", ".join(sorted(RELEASES))
+        yield Violation(
+            ("kubernetes", "version"), f"keelson does not install Kubernetes {version} (supported: {supported})"
+        )
+
+
+NODE_IP_RULES: tuple[Callable[[Cluster, NodeIPOf], Iterator[Violation]], ...] = (
+    unique_node_ips,
+    vip_against_node_ips,
+    cidrs_disjoint,
+)
+"""Rules on node IPs: checked offline with what the inventory tells, and again by the run once it discovered the
+node IPs of hosts addressed by DNS name (`roles.engine.nodes`)."""
+
 RULES: tuple[Rule, ...] = (
+    kubernetes_release,
     master_count,
     etcd_members,
     unique_names_and_addresses,
     windows_only_workers,
     vip_placement,
-    cidrs_disjoint,
     backup_targets,
 )
 
 
+def node_ip_violations(cluster: Cluster, node_ip: NodeIPOf) -> list[Violation]:
+    return [v for rule in NODE_IP_RULES for v in rule(cluster, node_ip)]
+
+
 def violations(cluster: Cluster) -> list[Violation]:
-    return [v for rule in RULES for v in rule(cluster)]
+    """Every rule, on the inventory alone (no network)."""
+    found = [v for rule in RULES for v in rule(cluster)]
+    return found + node_ip_violations(cluster, cluster.spec_node_ip)
+
+
+def notes(cluster: Cluster) -> list[str]:
+    """What an offline check cannot tell yet (not errors): hosts whose node IP the run discovers."""
+    later = [h.name for h in cluster.hosts if cluster.spec_node_ip(h) is None]
+    if not later:
+        return []
+    return [
+        f"node IP discovered from the host at the start of each run (not set in the inventory): {', '.join(later)}; "
+        "the VIP subnet and unique node IP rules are checked for them then"
+    ]
