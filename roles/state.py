@@ -6,12 +6,16 @@ same values are secret stack outputs. Nothing read from here is ever printed or 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+_SECRET_LOCK = threading.Lock()
 
 
 def default_state_root() -> Path:
@@ -64,9 +68,16 @@ class StateDir:
         return target
 
     def secret(self, name: str, generate: Callable[[], str] | None = None) -> str:
-        """The secret stored under `name`, created once (random URL-safe text by default) and kept thereafter."""
+        """The secret stored under `name`, created once (random URL-safe text by default) and kept thereafter.
+        Created under a lock (threads of one run, and other keelson processes): hosts planned in parallel that
+        ask for the same new secret all get the one that was stored."""
         if self.exists(name):
             return self.read(name).decode().strip()
-        value = (generate or (lambda: secrets.token_urlsafe(24)))()
-        self.write(name, value.encode() + b"\n")
-        return value
+        self.ensure()
+        with _SECRET_LOCK, open(self.path / ".secrets.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if self.exists(name):
+                return self.read(name).decode().strip()
+            value = (generate or (lambda: secrets.token_urlsafe(24)))()
+            self.write(name, value.encode() + b"\n")
+            return value

@@ -8,30 +8,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from roles.common import render
 from roles.common.defaults import DEFAULTS
+from roles.common.facts import FSTAB_SWAP, HOSTNAME, SWAP, VIRT, in_container, swap_counts
 from roles.engine.command import Command, FileWrite
 from roles.engine.context import HostContext
-from roles.engine.facts import CommandOutput, Fact, FactValues, FileText, KernelModules, ServiceState, Sysctl
+from roles.engine.facts import Fact, FactValues, FileText, KernelModules, ServiceState, Sysctl
 from roles.engine.step import CommandStep, FileStep, PackagesStep, ServiceStep, Step
-from roles.templating import render
 
 q = shlex.quote
-# systemd (PID 1) writes the container manager's name here when it runs in one (systemd-detect-virt reads it too)
-VIRT = CommandOutput("container", 'read -r v < /run/systemd/container && echo "$v"')
-# an active swap line in /etc/fstab, as both the fact and the fix see it
-FSTAB_SWAP = r"^[^#].*[[:space:]]swap([[:space:]]|$)"
-SWAP = CommandOutput(
-    "swap",
-    # active swap areas (the lines of /proc/swaps after its header, counted with builtins), then fstab swap lines
-    "n=0; { read -r _; while read -r _; do n=$((n+1)); done; } < /proc/swaps; echo $n; "
-    f"grep -cE {q(FSTAB_SWAP)} /etc/fstab",
-)
-HOSTNAME = CommandOutput("hostname", 'read -r h < /proc/sys/kernel/hostname && echo "$h"')
-
-
-def in_container(facts: FactValues) -> bool:
-    out, rc = facts.get(VIRT)
-    return rc == 0 and out.strip() not in ("", "none")
 
 
 @dataclass
@@ -114,19 +99,8 @@ class HostsBlockStep(Step):
     def facts(self, ctx: HostContext) -> Sequence[Fact[Any]]:
         return (FileText(self.path),)
 
-    def block(self, ctx: HostContext) -> str:
-        c = ctx.cluster
-        return render(
-            __file__,
-            "hosts-block.j2",
-            marker=DEFAULTS.hosts_marker,
-            vip=c.control_plane.vip.ip,
-            cluster=c.name,
-            hosts=c.hosts,
-        )
-
     def desired(self, ctx: HostContext, current: str) -> str:
-        block = self.block(ctx)
+        block = render.hosts_block(ctx.cluster, ctx.nodes)
         m = DEFAULTS.hosts_marker
         pattern = re.compile(rf"^# BEGIN {m}:.*?^# END {m}\n?", re.S | re.M)
         if pattern.search(current):
@@ -141,7 +115,7 @@ class HostsBlockStep(Step):
 
 def _swap_off(ctx: HostContext, facts: FactValues) -> list[Command]:
     out: list[Command] = []
-    active, in_fstab = _swap_counts(facts)
+    active, in_fstab = swap_counts(facts)
     if active:
         out.append(Command("swapoff -a"))
     if in_fstab:
@@ -150,24 +124,15 @@ def _swap_off(ctx: HostContext, facts: FactValues) -> list[Command]:
     return out
 
 
-def _swap_counts(facts: FactValues) -> tuple[int, int]:
-    out, _ = facts.get(SWAP)
-    numbers = [int(n) for n in out.split() if n.isdigit()]
-    padded = [*numbers, 0, 0]
-    return padded[0], padded[1]
-
-
 def steps() -> list[Step]:
     d = DEFAULTS
     return [
         PackagesStep(d.packages, name="packages | base"),
-        FileStep(
-            d.modules_file, render(__file__, "modules-load.conf.j2", modules=d.modules), name="kernel modules | persist"
-        ),
+        FileStep(d.modules_file, render.modules_load_conf(), name="kernel modules | persist"),
         ModulesStep(d.modules),
-        FileStep(d.sysctl_file, render(__file__, "sysctl.conf.j2", sysctl=d.sysctl), name="sysctl | persist"),
+        FileStep(d.sysctl_file, render.sysctl_conf(), name="sysctl | persist"),
         SysctlStep(d.sysctl),
-        CommandStep("swap | off", (SWAP,), lambda ctx, facts: _swap_counts(facts) == (0, 0), _swap_off),
+        CommandStep("swap | off", (SWAP,), lambda ctx, facts: swap_counts(facts) == (0, 0), _swap_off),
         TimeSyncStep(),
         FileStep("/etc/hostname", lambda ctx: ctx.host.name + "\n", name="hostname | file"),
         CommandStep(

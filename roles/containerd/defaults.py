@@ -8,9 +8,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class ContainerdDefaults:
     config_path: str = "/etc/containerd/config.toml"
-    # The pause image kubeadm 1.31 expects; override per cluster when images come from a private registry.
-    sandbox_image: str = "registry.k8s.io/pause:3.10"
-    systemd_cgroup: bool = True
+    registry_config_path: str = "/etc/containerd/certs.d"  # one <registry>/hosts.toml per mirrored registry
 
 
 DEFAULTS = ContainerdDefaults()

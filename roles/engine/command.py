@@ -6,6 +6,11 @@ import base64
 import hashlib
 import shlex
 from dataclasses import dataclass
+from pathlib import Path
+
+# Where the runner puts a command's uploads on the host before its script runs (a private folder of the login user;
+# the script reads them as "$KEELSON_UPLOADS/<name>").
+UPLOAD_DIR = '"$KEELSON_UPLOADS"'
 
 
 def sha256_hex(data: bytes) -> str:
@@ -13,13 +18,37 @@ def sha256_hex(data: bytes) -> str:
 
 
 @dataclass(frozen=True)
+class Upload:
+    """A local file the runner sends to the host (SFTP, streamed) before the command runs, as "$KEELSON_UPLOADS/name".
+    For large payloads (binaries, image tarballs); the command checks what arrived (e.g. its sha256)."""
+
+    source: Path
+    name: str
+
+    @property
+    def size(self) -> int:
+        return self.source.stat().st_size
+
+
+@dataclass(frozen=True)
 class Command:
-    """One POSIX-sh command run as root on a host. `secrets` are masked wherever the command is shown."""
+    """One POSIX-sh command run as root on a host. `secrets` are masked wherever the command is shown.
+
+    A command that carries secret material — `secrets` to mask, or `secret=True` (a key's bytes in the script) —
+    is `sensitive`: the runner then sends its host's script for that phase as a private file (SFTP, 0600), never as
+    a command-line argument, where every user of the host could read it in `/proc/*/cmdline`.
+    """
 
     script: str
     secrets: tuple[str, ...] = ()
     description: str = ""
     summary_only: bool = False  # show `description` instead of the script (file writes: their content is no plan)
+    uploads: tuple[Upload, ...] = ()
+    secret: bool = False
+
+    @property
+    def sensitive(self) -> bool:
+        return self.secret or any(self.secrets)
 
     def redacted(self) -> str:
         text = self.script
@@ -33,14 +62,13 @@ class Command:
         return self.description if self.summary_only and self.description else self.redacted()
 
 
-def sh(*argv: str) -> Command:
-    """A command from argv tokens, quoted."""
-    return Command(shlex.join(argv))
-
-
 @dataclass(frozen=True)
 class FileWrite:
-    """Write `content` to `path` atomically: temp file beside it, optional validation, chown/chmod, rename."""
+    """Write `content` to `path` atomically: temp file beside it, optional validation, chown/chmod, rename.
+
+    The content travels inside the command (base64 in a here-string: no process gets it as an argument); a
+    `secret` one makes the command `sensitive`, so the whole script reaches the host as a private file.
+    """
 
     path: str
     content: bytes
@@ -85,4 +113,4 @@ class FileWrite:
             f"write {self.path} ({what}{len(self.content)} bytes, mode {self.mode:04o}, "
             f"sha256 {self.sha256[:12]}{checked})"
         )
-        return Command("set -e\n" + "\n".join(lines), description=description, summary_only=True)
+        return Command("set -e\n" + "\n".join(lines), description=description, summary_only=True, secret=self.secret)

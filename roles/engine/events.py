@@ -20,6 +20,22 @@ class Event:
 
 
 @dataclass(frozen=True)
+class NotAppliedYet(Event):
+    """Sections of the inventory the plan does not act on yet (their roles are not built): said once, first."""
+
+    plan: str
+    sections: list[str]
+
+
+@dataclass(frozen=True)
+class PlanNote(Event):
+    """A line the plan says before its first phase (e.g. which verified snapshot a restore uses)."""
+
+    plan: str
+    message: str
+
+
+@dataclass(frozen=True)
 class PhaseStarted(Event):
     phase: str
     hosts: list[str]
@@ -66,6 +82,7 @@ class PhaseFinished(Event):
     changed: int
     failed: int
     skipped: bool = False
+    seconds: float = 0.0  # from the phase's start (its facts included) to its last host's outcome
 
 
 @dataclass(frozen=True)

@@ -147,7 +147,12 @@ class ServiceState(Fact[UnitState]):
         return f"service:{self.unit}"
 
     def command(self) -> str:
-        return f"systemctl show --property=ActiveState,UnitFileState -- {q(self.unit)}"
+        # is-enabled reads the unit's links on disk: `show`'s UnitFileState is the loaded unit's, stale after an
+        # `enable --no-reload` until the next daemon-reload (a re-apply would enable it again every time)
+        unit = q(self.unit)
+        return (
+            f"systemctl show --property=ActiveState -- {unit}; printf 'UnitFileState='; systemctl is-enabled -- {unit}"
+        )
 
     def parse(self, stdout: str, rc: int) -> UnitState:
         values = dict(line.split("=", 1) for line in stdout.splitlines() if "=" in line)

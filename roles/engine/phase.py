@@ -1,6 +1,6 @@
 """Phases: a title, the hosts it runs on, and either steps (run by the generic runner) or its own orchestration.
 
-A plan is an explicit ordered list of phases (k0sctl's apply), read top to bottom in `roles/plan.py`.
+A plan is an explicit ordered list of phases (k0sctl's actions), each built in one place: `roles/plans/`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from inventory.model import Cluster, Host
 from roles.engine.command import Command
@@ -47,6 +47,7 @@ class Phase:
     gate: Gate | None = None
     handlers: Sequence[Handler] = field(default=())
     always: bool = False  # runs even when --only names other phases (live validation)
+    role: str = ""  # the role that contributes it (`common`, `etcd`, …), set by the role's phases(): `--only ROLE`
 
     @property
     def slug(self) -> str:
@@ -64,6 +65,7 @@ class CustomPhase(ABC):
     """Orchestration that is not per-host steps (a cluster bootstrap, a restore). k0sctl's Title/DryRun/Run."""
 
     title: str = ""
+    role: str = ""  # the role that contributes it, as on Phase
 
     @property
     def slug(self) -> str:
@@ -81,3 +83,53 @@ class CustomPhase(ABC):
 
 
 AnyPhase = Phase | CustomPhase
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the runner runs: an explicit ordered list of phases, built in `roles/plans/`.
+
+    `not_applied` names the inventory sections this plan does not act on yet (said once, before the first phase);
+    `notes` are lines said before the first phase (e.g. the verified snapshot a restore uses).
+    """
+
+    name: str
+    phases: Sequence[AnyPhase]
+    not_applied: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+# -- phases by role, and choosing them by name (`--only`) ---------------------------------------------------------
+
+P = TypeVar("P", bound=AnyPhase)
+
+
+def of_role(role: str, phases: list[P]) -> list[P]:
+    """`phases`, each marked as contributed by `role`: what a role's phases() returns, so `--only ROLE` finds them."""
+    for phase in phases:
+        phase.role = role
+    return phases
+
+
+def _squash(name: str) -> str:
+    """`load-balancer`, `load_balancer`, `LoadBalancer` → `loadbalancer`: role names as users type them."""
+    return re.sub(r"[^a-z0-9]+", "", name.lower())
+
+
+def matches(phase: AnyPhase, name: str) -> bool:
+    """Does `--only NAME` select this phase? NAME is its role (`containerd`: every phase of that role), its slug,
+    its title, or the slug's first word (`prepare`), case-insensitive."""
+    wanted = name.strip().lower()
+    if phase.role and _squash(wanted) == _squash(phase.role):
+        return True
+    return wanted in (phase.slug, phase.title.lower(), phase.slug.split("-")[0])
+
+
+def unknown_names(phases: Sequence[AnyPhase], names: Sequence[str]) -> list[str]:
+    """The names that select no phase of `phases`."""
+    return [n for n in names if not any(matches(p, n) for p in phases)]
+
+
+def role_names(phases: Sequence[AnyPhase]) -> list[str]:
+    """The roles of `phases`, in order, once each."""
+    return list(dict.fromkeys(p.role for p in phases if p.role))

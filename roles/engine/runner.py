@@ -3,12 +3,17 @@
 Facts: the first gathering on a host collects the facts of every remaining phase in one command; a phase that
 changes the host drops them, so the next phase gathers fresh ones. A no-op rerun is therefore one SSH command per
 host. Fail-fast per phase: when any host fails, later phases do not run.
+
+Windows hosts (`os: windows`) go the same way with PowerShell scripts (roles/engine/powershell.py) and without the
+POSIX-only parts: handlers are not kept durable there (no marker files), nothing is uploaded by SFTP, and a script
+holding a secret reaches the host through stdin (the transport's choice), not as a private file.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+import shlex
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -17,13 +22,14 @@ from typing import Any
 
 from inventory.errors import KeelsonError
 from inventory.model import OS, Host
+from roles.engine import discovery, powershell
 from roles.engine import events as ev
 from roles.engine import handlers as due
 from roles.engine.command import Command
 from roles.engine.context import HostContext, RunContext
-from roles.engine.errors import CommandFailed, HostUnreachable
+from roles.engine.errors import CommandFailed, EngineError, HostUnreachable
 from roles.engine.facts import Fact, FactValues, batch_script, split_batch
-from roles.engine.phase import AnyPhase, CustomPhase, HostOutcome, Phase
+from roles.engine.phase import AnyPhase, CustomPhase, HostOutcome, Phase, Plan, matches
 from roles.engine.transport import ConnectionPool, Transport
 
 log = logging.getLogger(__name__)
@@ -45,6 +51,7 @@ class RunReport:
     ssh_commands: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     stopped_after: str | None = None
+    phase_seconds: dict[str, float] = field(default_factory=dict)  # where the run's time went
 
     @property
     def ok(self) -> bool:
@@ -135,9 +142,18 @@ class _FactCache:
         have = self.values.get(host.name, {})
         if needed - have.keys():
             facts = self._wanted(host, index)
-            script, nonce = batch_script(facts)
+            script, nonce = (powershell.batch_script if host.os is OS.WINDOWS else batch_script)(facts)
             result = transport.run(script, timeout=120)
             parsed = split_batch(result.stdout, len(facts), nonce)
+            # never read a fact whose end marker did not arrive as "absent": that would change a matching host
+            missing = [f.key for i, f in enumerate(facts) if f"@@KR-{nonce} {i} " not in result.stdout]
+            if missing:
+                raise EngineError(
+                    host.name,
+                    f"gathering facts returned incomplete output ({len(missing)} of {len(facts)} facts missing, "
+                    f"first {missing[0]}; exit {result.rc})",
+                    hint="rerun; if it persists, a fact's command ends the shell (it must not `exit`)",
+                )
             have = {f.key: f.parse(out, rc) for f, (out, rc) in zip(facts, parsed, strict=True)}
             self.values[host.name] = have
         return FactValues(have)
@@ -147,8 +163,9 @@ class _FactCache:
 
 
 class Runner:
-    def __init__(self, plan: Sequence[AnyPhase], rc: RunContext) -> None:
-        self.plan = [p for p in plan if self._selected(p, rc)]
+    def __init__(self, plan: Plan | Sequence[AnyPhase], rc: RunContext) -> None:
+        self.about = plan if isinstance(plan, Plan) else Plan("plan", list(plan))
+        self.plan = [p for p in self.about.phases if self._selected(p, rc)]
         self.rc = rc
         self.pool = ConnectionPool(
             rc.cluster,
@@ -157,19 +174,25 @@ class Runner:
         )
         self.facts = _FactCache(rc, self.pool, self.plan)
         self.report = RunReport(dry_run=rc.dry_run)
+        self._phase_started = time.monotonic()
 
     @staticmethod
     def _selected(phase: AnyPhase, rc: RunContext) -> bool:
         if rc.only is None or (isinstance(phase, Phase) and phase.always):
             return True
-        wanted = {o.lower() for o in rc.only}
-        return phase.slug in wanted or phase.title.lower() in wanted or phase.slug.split("-")[0] in wanted
+        return any(matches(phase, name) for name in rc.only)
 
     def run(self) -> RunReport:
         started = time.monotonic()
+        if self.about.not_applied:
+            self.rc.events(ev.NotAppliedYet(self.about.name, list(self.about.not_applied)))
+        for note in self.about.notes:
+            self.rc.events(ev.PlanNote(self.about.name, note))
         try:
             if not self._connect():
                 self.report.stopped_after = "Connect"
+            elif not self._discover():
+                self.report.stopped_after = discovery.TITLE
             else:
                 for index, phase in enumerate(self.plan):
                     if not self._phase(index, phase):
@@ -202,6 +225,7 @@ class Runner:
             for host in self._hosts(phase):
                 names.setdefault(host.name, host)
         hosts = list(names.values())
+        self._phase_started = time.monotonic()
         self.rc.events(ev.PhaseStarted("Connect", [h.name for h in hosts]))
 
         def connect(host: Host) -> HostOutcome:
@@ -214,8 +238,21 @@ class Runner:
         outcomes = self._parallel(hosts, connect)
         return self._finish("Connect", outcomes)
 
+    def _discover(self) -> bool:
+        """Node IPs of hosts the inventory names by DNS (roles/engine/discovery.py); silent when there are none."""
+        hosts = self.rc.nodes.to_discover()
+        if not self.plan or not hosts:
+            return True
+        self._phase_started = time.monotonic()
+        self.rc.events(ev.PhaseStarted(discovery.TITLE, [h.name for h in hosts]))
+        asked, errors = discovery.discover(self.rc.cluster, self.pool, self.rc.nodes, self.rc.concurrency)
+        outcomes = {h.name: HostOutcome(error=errors.get(h.name)) for h in asked}
+        outcomes.update({name: HostOutcome(error=e) for name, e in errors.items() if name not in outcomes})
+        return self._finish(discovery.TITLE, outcomes)
+
     def _phase(self, index: int, phase: AnyPhase) -> bool:
         hosts = self._hosts(phase)
+        self._phase_started = time.monotonic()
         self.rc.events(ev.PhaseStarted(phase.title, [h.name for h in hosts]))
         if not hosts:
             self.rc.events(ev.PhaseFinished(phase.title, 0, 0, 0, skipped=True))
@@ -249,6 +286,8 @@ class Runner:
         except KeelsonError as exc:
             outcomes = {h.name: HostOutcome(error=str(exc)) for h in hosts}
         for name, outcome in outcomes.items():
+            if outcome.commands:  # what it ran (or would run), as a phase of steps shows it
+                self.rc.events(ev.HostPlanned(phase.title, name, [c.shown() for c in outcome.commands]))
             if outcome.changed:
                 self.facts.invalidate(name)
         return self._finish(phase.title, outcomes)
@@ -287,7 +326,7 @@ class Runner:
                 return HostOutcome(changed=bool(commands), commands=tuple(commands))
             if commands:
                 self.facts.invalidate(host.name)
-                self._execute(transport, host.name, commands)
+                self._execute(transport, host, commands)
             if phase.gate is not None:
                 phase.gate(ctx, transport)
             return HostOutcome(changed=bool(commands), commands=tuple(commands))
@@ -297,9 +336,16 @@ class Runner:
         except KeelsonError as exc:
             return HostOutcome(error=str(exc))
 
-    def _execute(self, transport: Transport, host: str, commands: list[Command]) -> None:
+    def _execute(self, transport: Transport, target: Host, commands: list[Command]) -> None:
+        host = target.name
         nonce = secrets.token_hex(6)
-        result = transport.run(host_script(commands, nonce), timeout=900)
+        uploads = {u.name: u.source for c in commands for u in c.uploads}
+        script = (powershell.host_script if target.os is OS.WINDOWS else host_script)(commands, nonce)
+        if uploads:
+            folder = transport.send_files([(source, name) for name, source in uploads.items()])
+            script = f"export KEELSON_UPLOADS={shlex.quote(folder)}\n{script}"
+        private = any(c.sensitive for c in commands)  # a secret in the script: it must not travel in argv
+        result = transport.run(script, timeout=900, private=private)
         if result.rc != 0:
             command, output = failed_command(result.stdout + result.stderr, commands, nonce)
             what = command.shown() if command else "the phase's script"
@@ -324,9 +370,12 @@ class Runner:
             else:
                 counts[0] += 1
                 self.rc.events(ev.HostOk(title, host))
-        self.rc.events(ev.PhaseFinished(title, ok=counts[0], changed=counts[1], failed=counts[2]))
+        seconds = round(time.monotonic() - self._phase_started, 3)
+        self.report.phase_seconds[title] = seconds
+        self.rc.events(ev.PhaseFinished(title, ok=counts[0], changed=counts[1], failed=counts[2], seconds=seconds))
         return counts[2] == 0
 
 
-def run_plan(plan: Sequence[AnyPhase], rc: RunContext) -> RunReport:
+def run_plan(plan: Plan | Sequence[AnyPhase], rc: RunContext) -> RunReport:
+    """Run a plan (or a bare list of phases) with everything `rc` says: the one way keelson runs phases."""
     return Runner(plan, rc).run()

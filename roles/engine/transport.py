@@ -1,19 +1,22 @@
 """How commands reach hosts: one persistent SSH connection per host, strict host keys, sudo for non-root users.
 
 Roles never import paramiko: they see `Transport` (run, put, get, close). Scripts travel as one quoted
-`bash -c` argument (large ones as an uploaded file), never through stdin. Windows hosts get PowerShell with
-`-EncodedCommand` (UTF-16LE base64) over the same SSH connection.
+`bash -c` argument, never through stdin. Two kinds go as an uploaded file instead (SFTP, as the login user, created
+0600 with O_EXCL so it is private from the moment it exists; removed when the script ends): large ones (over
+`MAX_ARG_SCRIPT`), and `private` ones — a script that carries a secret (a key, a password) never sits in a process's
+argv (`/proc/*/cmdline` is world-readable). Windows hosts get PowerShell with `-EncodedCommand` (UTF-16LE base64)
+over the same SSH connection; a private or large script goes through stdin there (`PowerShellTransport`).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import logging
 import os
 import select
 import shlex
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -24,14 +27,16 @@ from typing import TYPE_CHECKING, Protocol
 from paramiko import MissingHostKeyPolicy
 
 from inventory.model import OS, Cluster, Host
-from roles.engine.errors import AuthFailed, EngineError, HostKeyMismatch, HostKeyUnknown, HostUnreachable
+from roles.engine.errors import AuthFailed, EngineError, HostUnreachable
+from roles.engine.logins import Gateways, fingerprint, login, login_error, with_retries
+from roles.engine.ssh_route import Route, load_config, resolve
 
 if TYPE_CHECKING:
     import paramiko
+    from paramiko import SSHConfig
 
 log = logging.getLogger(__name__)
 MAX_ARG_SCRIPT = 96 * 1024  # larger scripts go as a file (Linux caps one argument at 128 KiB)
-CONNECT_ATTEMPTS = 4
 Notice = Callable[[str, str], None]
 
 
@@ -46,28 +51,23 @@ class Transport(Protocol):
     host: str
     commands_run: int
 
-    def run(self, script: str, *, timeout: float | None = None, check: bool = False) -> CommandResult: ...
+    def run(
+        self, script: str, *, timeout: float | None = None, check: bool = False, private: bool = False
+    ) -> CommandResult: ...
     def put(self, path: str, data: bytes, mode: int = 0o644) -> None: ...
     def get(self, path: str) -> bytes: ...
+    def send_files(self, files: list[tuple[Path, str]]) -> str: ...
     def close(self) -> None: ...
-
-
-def fingerprint(key: paramiko.PKey) -> str:
-    import hashlib
-
-    digest = hashlib.sha256(key.asbytes()).digest()
-    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
-
-
-def known_hosts_name(address: str, port: int) -> str:
-    return address if port == 22 else f"[{address}]:{port}"
 
 
 _known_hosts_lock = threading.Lock()
 
 
 class SSHTransport:
-    """A paramiko connection to one host. Every command runs as root (through sudo for other users)."""
+    """A paramiko connection to one host. Every command runs as root (through sudo for other users).
+
+    The connection follows the host's route (roles/engine/ssh_route.py): directly, or through the jump hosts that
+    `gateways` holds open for the run (roles/engine/logins.py); every hop's host key is checked the same way."""
 
     def __init__(
         self,
@@ -76,13 +76,18 @@ class SSHTransport:
         *,
         trust_on_first_use: bool = False,
         notice: Notice | None = None,
+        route: Route | None = None,
+        gateways: Gateways | None = None,
     ) -> None:
         self.host = host.name
         self._notice = notice
         self.commands_run = 0
         self._ssh = cluster.ssh_for(host)
-        self._address = str(host.address)
+        self._route = route or resolve(cluster, host, None)
+        self._user = self._route.target.user
         self._tofu = trust_on_first_use
+        self._known = Path(self._ssh.known_hosts)
+        self._gateways = gateways or Gateways(self._known, self._policy)
         self._sudo_password = os.environ.get(self._ssh.sudo_password_env) if self._ssh.sudo_password_env else None
         if self._ssh.sudo_password_env and self._sudo_password is None:
             raise AuthFailed(
@@ -90,102 +95,49 @@ class SSHTransport:
                 f"sudo password variable {self._ssh.sudo_password_env} is not set",
                 hint=f"export {self._ssh.sudo_password_env}=… (the inventory names it)",
             )
+        self._sftp_client: paramiko.SFTPClient | None = None
         self._client = self._connect()
 
     # -- connecting ------------------------------------------------------------------------------------
-    def _connect(self) -> paramiko.SSHClient:
+    def _policy(self) -> MissingHostKeyPolicy:
         import paramiko
-        from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-        known = Path(self._ssh.known_hosts)
-        retrying = Retrying(
-            retry=retry_if_exception_type(
-                (socket.timeout, ConnectionError, paramiko.ssh_exception.NoValidConnectionsError, EOFError)
-            ),
-            stop=stop_after_attempt(CONNECT_ATTEMPTS),
-            wait=wait_exponential(multiplier=0.2, max=2),
-            reraise=True,
-        )
+        return _RecordPolicy(self._known, self.host, self._notice) if self._tofu else paramiko.RejectPolicy()
+
+    def _connect(self) -> paramiko.SSHClient:
+        route = self._route
         try:
-            for attempt in retrying:
-                with attempt:
-                    return self._connect_once(paramiko, known)
-        except paramiko.BadHostKeyException as exc:
-            raise HostKeyMismatch(
-                self.host,
-                f"host key CHANGED for {self._address}: expected {fingerprint(exc.expected_key)}, "
-                f"got {fingerprint(exc.key)} ({exc.key.get_name()}) — refusing to connect",
-                hint=f"if the host was really reinstalled, remove its line from {known} and verify the new key",
-            ) from exc
-        except paramiko.AuthenticationException as exc:
-            raise AuthFailed(
-                self.host,
-                f"SSH authentication as {self._ssh.user} failed: {exc}",
-                hint="check ssh.user and ssh.key in the inventory",
-            ) from exc
-        except (OSError, EOFError, paramiko.SSHException) as exc:
-            if isinstance(exc, paramiko.SSHException) and "not found in known_hosts" in str(exc):
-                raise HostKeyUnknown(
-                    self.host,
-                    f"no known host key for {self._address} in {known}: refusing to trust it blindly",
-                    hint="add the host's key to known_hosts (ssh-keyscan + verify), or rerun with --trust-on-first-use",
-                ) from exc
-            raise HostUnreachable(
-                self.host,
-                f"cannot connect to {self._address}:{self._ssh.port}: {exc}",
-                hint="is the host up and sshd running?",
-            ) from exc
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _connect_once(self, paramiko: object, known: Path) -> paramiko.SSHClient:
-        import paramiko as pm
-
-        client = pm.SSHClient()
-        if known.exists():
-            client.load_host_keys(str(known))
-        policy = _RecordPolicy(known, self.host, self._notice) if self._tofu else pm.RejectPolicy()
-        client.set_missing_host_key_policy(policy)
-        # Our own socket, so TCP_NODELAY is set before the handshake: with Nagle's algorithm every small SSH packet
-        # that follows an unacknowledged one waits for the peer's delayed ACK (~40 ms per exec, measured).
-        sock = socket.create_connection((self._address, self._ssh.port), timeout=10)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            client.connect(
-                self._address,
-                port=self._ssh.port,
-                sock=sock,
-                username=self._ssh.user,
-                key_filename=self._ssh.key,
-                look_for_keys=self._ssh.key is None,
-                allow_agent=self._ssh.key is None,
-                timeout=10,
-                banner_timeout=15,
-                auth_timeout=15,
-            )
-        except BaseException:
-            client.close()
-            sock.close()
+            via = self._gateways.get(route.jumps, self.host) if route.jumps else None
+            return with_retries(lambda: login(route.target, self._known, self._policy(), via))
+        except EngineError:
             raise
-        transport = client.get_transport()
-        if transport is not None:
-            transport.set_keepalive(15)
-        return client
+        except Exception as exc:
+            error = login_error(exc, self.host, route.target, self._known, route.via)
+            if error is None:
+                raise
+            raise error from exc
 
     # -- running ---------------------------------------------------------------------------------------
     def _wrap(self, script: str) -> tuple[str, bytes | None]:
         command = "bash -c " + shlex.quote(script)
-        if self._ssh.user == "root":
+        if self._user == "root":
             return command, None
         if self._sudo_password is None:
             return "sudo -n -H -- " + command, None
         return "sudo -S -p '' -H -- " + command, (self._sudo_password + "\n").encode()
 
-    def run(self, script: str, *, timeout: float | None = None, check: bool = False) -> CommandResult:
-        if len(script.encode()) > MAX_ARG_SCRIPT:
-            path = self._upload(script.encode())
-            script = f"trap 'rm -f {path}' EXIT; bash {path}"
+    def run(
+        self, script: str, *, timeout: float | None = None, check: bool = False, private: bool = False
+    ) -> CommandResult:
+        """Run `script` as root. `private`: it holds a secret, so it goes as a 0600 file by SFTP, never in argv."""
+        uploaded = None
+        if private or len(script.encode()) > MAX_ARG_SCRIPT:
+            uploaded = self._upload(script.encode())
+            script = f"trap 'rm -f {uploaded}' EXIT; bash {uploaded}"
         command, stdin = self._wrap(script)
         result = self._exec(command, stdin, timeout)
+        if uploaded is not None and result.rc != 0:
+            self._forget(uploaded)  # a script that never started (sudo refused it) left its file behind
         if check and result.rc != 0:
             from roles.engine.errors import CommandFailed
 
@@ -210,7 +162,7 @@ class SSHTransport:
                     out.write(chan.recv(65536))
                 elif chan.recv_stderr_ready():
                     err.write(chan.recv_stderr(65536))
-                elif chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+                elif _finished(chan):
                     break
                 elif chan.closed or not transport.is_active():
                     raise EOFError("connection lost while the command ran")
@@ -235,36 +187,114 @@ class SSHTransport:
             raise
         return CommandResult(rc, out.getvalue().decode(errors="replace"), err.getvalue().decode(errors="replace"))
 
+    def _sftp(self) -> paramiko.SFTPClient:
+        """One SFTP session per connection, opened on the first upload (an `exec` never needs it)."""
+        if self._sftp_client is None:
+            self._sftp_client = self._client.open_sftp()
+        return self._sftp_client
+
     def _upload(self, data: bytes) -> str:
-        """SFTP `data` to a private temp file (as the login user); returns its path."""
-        tmp = f"/tmp/.keelson-{os.urandom(6).hex()}"
+        """SFTP `data` to a new private file in /tmp (as the login user); returns its path."""
+        import paramiko
+
+        tmp = f"/tmp/.keelson-{os.urandom(8).hex()}"
         try:
-            sftp = self._client.open_sftp()
-            try:
-                with sftp.file(tmp, "wb") as handle:
-                    handle.write(data)
-                sftp.chmod(tmp, 0o600)
-            finally:
-                sftp.close()
-        except (OSError, EOFError) as exc:
-            raise HostUnreachable(self.host, f"upload failed: {exc}") from exc
+            with create_private(self._sftp(), tmp) as handle:
+                handle.set_pipelined(True)
+                handle.write(data)
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            self._sftp_client = None
+            raise HostUnreachable(self.host, f"upload of {tmp} failed: {exc}") from exc
         return tmp
 
+    def _forget(self, path: str) -> None:
+        """Remove an uploaded file its script did not (after a failure: the script may never have started)."""
+        import paramiko
+
+        try:
+            self._sftp().remove(path)
+        except FileNotFoundError:
+            return  # the script's own trap removed it: the usual case
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            log.warning("%s: could not remove the uploaded %s: %s", self.host, path, exc)
+
     def put(self, path: str, data: bytes, mode: int = 0o644) -> None:
-        """Upload, then move into place as root (owner root:root, `mode`)."""
-        tmp = shlex.quote(self._upload(data))
-        self.run(f"chown root:root {tmp} && chmod {mode:04o} {tmp} && mv -f {tmp} {shlex.quote(path)}", check=True)
+        """Upload privately, then as root copy it beside `path` (root:root, `mode`) and rename it into place."""
+        tmp = self._upload(data)
+        target = shlex.quote(path)
+        directory = shlex.quote(path.rsplit("/", 1)[0] or "/")
+        script = (
+            f"set -e; trap 'rm -f {tmp}' EXIT; t=$(mktemp {directory}/.keelson.XXXXXXXX); "
+            f'cat {tmp} > "$t"; chown root:root "$t"; chmod {mode:04o} "$t"; mv -f "$t" {target}'
+        )
+        result = self.run(script)
+        if result.rc != 0:
+            self._forget(tmp)
+            from roles.engine.errors import CommandFailed
+
+            raise CommandFailed(self.host, f"put {path}: exit {result.rc}: {(result.stderr or result.stdout).strip()}")
 
     def get(self, path: str) -> bytes:
         result = self.run(f"base64 -w0 {shlex.quote(path)}", check=True)
         return base64.b64decode(result.stdout)
 
+    def send_files(self, files: list[tuple[Path, str]]) -> str:
+        """Stream local files by SFTP into the login user's private upload folder on the host (0700, checked to be
+        ours, not a symlink), each as `name` (written as `name.part`, created 0600, then renamed). Returns the
+        folder's path."""
+        import stat
+
+        import paramiko
+
+        folder = f"/var/tmp/.keelson-uploads-{self._user}"
+        try:
+            sftp = self._sftp()
+            try:
+                st = sftp.lstat(folder)
+            except FileNotFoundError:
+                sftp.mkdir(folder, 0o700)
+                st = sftp.lstat(folder)
+            mine = sftp.lstat(".").st_uid  # the login user's home: ours
+            if st.st_mode is None or not stat.S_ISDIR(st.st_mode) or st.st_uid != mine:
+                raise EngineError(self.host, f"{folder} exists and is not a folder of {self._user}: refusing")
+            sftp.chmod(folder, 0o700)
+            for source, name in files:
+                part = f"{folder}/{name}.part"
+                with contextlib.suppress(FileNotFoundError):
+                    sftp.remove(part)  # left by an interrupted upload: the new one is created exclusively, 0600
+                with source.open("rb") as local, create_private(sftp, part) as remote:
+                    remote.set_pipelined(True)
+                    while chunk := local.read(1 << 20):
+                        remote.write(chunk)
+                sftp.posix_rename(part, f"{folder}/{name}")
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            self._sftp_client = None
+            raise HostUnreachable(self.host, f"upload failed: {exc}") from exc
+        return folder
+
     def close(self) -> None:
+        if self._sftp_client is not None:
+            self._sftp_client.close()
         self._client.close()
 
 
+def _finished(chan: paramiko.Channel) -> bool:
+    """The command's output is complete: its exit status AND the channel's EOF have arrived, with nothing left in
+    the buffers. The exit status alone is not enough: sshd sends it as soon as the process exits, while output it
+    has not read from the pipe yet follows it (OpenSSH session.c, session_exit_message), so stopping there lost the
+    tail of the output now and then (a fact batch lost its last facts; etcd saw no restart marker and restarted)."""
+    done = (chan.eof_received or chan.closed) and chan.exit_status_ready()
+    return bool(done) and not chan.recv_ready() and not chan.recv_stderr_ready()
+
+
 class PowerShellTransport:
-    """Windows over OpenSSH: each script runs as `powershell -NoProfile -NonInteractive -EncodedCommand …`."""
+    """Windows over OpenSSH: each script runs as `powershell -NoProfile -NonInteractive -EncodedCommand …`.
+
+    A script holding a secret, or one whose command line would pass Windows' limit, runs as a small fixed
+    bootstrap (`roles/engine/powershell.py` `STDIN_BOOTSTRAP`) that reads the script, base64, from stdin: no
+    secret in a command line, no file on the host. Output comes back with CRLF line ends made LF.
+
+    Windows cannot run here: tests run this against a labelled stand-in `powershell` on a lab Linux host."""
 
     def __init__(self, inner: SSHTransport) -> None:
         self.inner = inner
@@ -278,9 +308,23 @@ class PowerShellTransport:
             + base64.b64encode(script.encode("utf-16-le")).decode()
         )
 
-    def run(self, script: str, *, timeout: float | None = None, check: bool = False) -> CommandResult:
+    @classmethod
+    def wire(cls, script: str, *, private: bool = False) -> tuple[str, bytes | None]:
+        """The command line and the stdin a script travels as (pure: tests decode both)."""
+        from roles.engine.powershell import MAX_COMMAND_LINE, STDIN_BOOTSTRAP
+
+        inline = cls.encode(script)
+        if not private and len(inline) <= MAX_COMMAND_LINE:
+            return inline, None
+        return cls.encode(STDIN_BOOTSTRAP), base64.b64encode(script.encode()) + b"\n"
+
+    def run(
+        self, script: str, *, timeout: float | None = None, check: bool = False, private: bool = False
+    ) -> CommandResult:
         self.commands_run += 1
-        result = self.inner._exec(self.encode(script), None, timeout)
+        command, stdin = self.wire(script, private=private)
+        raw = self.inner._exec(command, stdin, timeout)
+        result = CommandResult(raw.rc, raw.stdout.replace("\r\n", "\n"), raw.stderr.replace("\r\n", "\n"))
         if check and result.rc != 0:
             from roles.engine.errors import CommandFailed
 
@@ -289,15 +333,45 @@ class PowerShellTransport:
 
     def put(self, path: str, data: bytes, mode: int = 0o644) -> None:
         b64 = base64.b64encode(data).decode()
-        self.run(f"[IO.File]::WriteAllBytes('{path}', [Convert]::FromBase64String('{b64}'))", check=True)
+        target = path.replace("'", "''")
+        self.run(f"[IO.File]::WriteAllBytes('{target}', [Convert]::FromBase64String('{b64}'))", check=True)
 
     def get(self, path: str) -> bytes:
+        source = path.replace("'", "''")
         return base64.b64decode(
-            self.run(f"[Convert]::ToBase64String([IO.File]::ReadAllBytes('{path}'))", check=True).stdout
+            self.run(f"[Convert]::ToBase64String([IO.File]::ReadAllBytes('{source}'))", check=True).stdout
+        )
+
+    def send_files(self, files: list[tuple[Path, str]]) -> str:
+        raise EngineError(
+            self.host,
+            "uploading files to Windows hosts is not supported: Windows workers download their files themselves",
+            hint="use kubernetes.artifacts source upstream (or a mirror) for clusters with Windows workers",
         )
 
     def close(self) -> None:
         self.inner.close()
+
+
+def create_private(sftp: paramiko.SFTPClient, path: str) -> paramiko.SFTPFile:
+    """Open a NEW file for writing over SFTP, mode 0600 from the moment it exists.
+
+    paramiko's `open` sends empty attributes, and OpenSSH's sftp-server then creates the file `0666 & ~umask`
+    (`process_open`: `mode = (a.flags & SSH2_FILEXFER_ATTR_PERMISSIONS) ? a.perm : 0666; open(name, flags, mode)`),
+    readable by everyone until a chmod. Here the OPEN request carries the permissions, so the server's own open(2)
+    creates it 0600; O_EXCL refuses anything already at the path (a planted file or symlink).
+    """
+    from paramiko.sftp import CMD_HANDLE, CMD_OPEN, SFTP_FLAG_CREATE, SFTP_FLAG_EXCL, SFTP_FLAG_WRITE, SFTPError
+    from paramiko.sftp_attr import SFTPAttributes
+    from paramiko.sftp_file import SFTPFile
+
+    attrs = SFTPAttributes()
+    attrs.st_mode = 0o600
+    flags = SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_EXCL
+    kind, msg = sftp._request(CMD_OPEN, path, flags, attrs)  # type: ignore[attr-defined]  # not in the stubs
+    if kind != CMD_HANDLE:
+        raise SFTPError(f"expected a handle for {path}, got message type {kind}")
+    return SFTPFile(sftp, msg.get_binary(), "wb")
 
 
 class _RecordPolicy(MissingHostKeyPolicy):
@@ -328,11 +402,36 @@ class ConnectionPool:
         self.notice = notice  # told (host, message) when an unknown host key is trusted and recorded
         self._conns: dict[str, Transport] = {}
         self._locks: dict[str, threading.Lock] = {h.name: threading.Lock() for h in cluster.hosts}
+        known = Path(cluster.ssh_for(cluster.hosts[0]).known_hosts)
+        self._gateways = Gateways(known, lambda: self._gateway_policy(known))
+        self._config_lock = threading.Lock()
+        self._config: tuple[SSHConfig | None] | None = None  # read once, on the first connection
+
+    def _gateway_policy(self, known: Path) -> MissingHostKeyPolicy:
+        import paramiko
+
+        if self.trust_on_first_use:
+            return _RecordPolicy(known, "bastion", self.notice)
+        return paramiko.RejectPolicy()
+
+    def route(self, host: Host) -> Route:
+        """How `host` is reached: the inventory, then the ssh config it names (read once per pool)."""
+        with self._config_lock:
+            if self._config is None:
+                self._config = (load_config(self.cluster.ssh.config),)
+        return resolve(self.cluster, host, self._config[0])
 
     def get(self, host: Host) -> Transport:
         with self._locks[host.name]:
             if host.name not in self._conns:
-                ssh = SSHTransport(host, self.cluster, trust_on_first_use=self.trust_on_first_use, notice=self.notice)
+                ssh = SSHTransport(
+                    host,
+                    self.cluster,
+                    trust_on_first_use=self.trust_on_first_use,
+                    notice=self.notice,
+                    route=self.route(host),
+                    gateways=self._gateways,
+                )
                 self._conns[host.name] = PowerShellTransport(ssh) if host.os is OS.WINDOWS else ssh
             return self._conns[host.name]
 
@@ -352,6 +451,7 @@ class ConnectionPool:
     def close(self) -> None:
         for host in list(self._conns):
             self.drop(self.cluster.host(host))
+        self._gateways.close()  # after the hosts whose connections go through them
 
 
 __all__ = ["CommandResult", "ConnectionPool", "EngineError", "PowerShellTransport", "SSHTransport", "Transport"]

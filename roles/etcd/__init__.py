@@ -8,15 +8,17 @@ Members
     Member name = inventory host name. Initial cluster token = `cluster_token(cluster)` = "keelson-<cluster.name>"
     (stable across runs). `initial-cluster-state: new` at bootstrap (ignored by etcd once the data dir exists).
 
-URLs (IPv6 addresses in brackets)
-    client  https://<host.address>:<cluster.etcd.client_port>   (also listens on https://127.0.0.1:<client_port>)
-    peer    https://<host.address>:<cluster.etcd.peer_port>
+URLs on the member's node IP (`NodeIPs.ip(host)`: internal_address, an IP address, or discovered by the run;
+IPv6 addresses in brackets)
+    client  https://<node IP>:<cluster.etcd.client_port>   (also listens on https://127.0.0.1:<client_port>)
+    peer    https://<node IP>:<cluster.etcd.peer_port>
     TLS on both, `client-cert-auth: true` on both: a client without a certificate signed by the etcd CA is refused.
 
-Files on every etcd member (dirs 0755 root; keys 0600 owner etcd for etcd's own, root for the clients)
+Files on every etcd member (dirs 0755 root; keys 0600 owner etcd for etcd's own, root for the clients). The PKI
+role puts the certificates there (their paths: `roles/pki/defaults.py`); this role's own paths: `defaults.py`
     /etc/etcd/pki/ca.crt                         the etcd CA (one per cluster, made once on the operator side)
-    /etc/etcd/pki/server.crt, server.key         SANs: host name, address, localhost, 127.0.0.1, ::1
-    /etc/etcd/pki/peer.crt,   peer.key           SANs: host name, address (serverAuth + clientAuth)
+    /etc/etcd/pki/server.crt, server.key         SANs: host name (+ its DNS address), node IP, localhost, 127.0.0.1, ::1
+    /etc/etcd/pki/peer.crt,   peer.key           SANs: host name (+ DNS address), node IP (serverAuth + clientAuth)
     /etc/etcd/pki/healthcheck-client.crt, .key   client cert keelson uses for etcdctl (health gate, member list)
     /etc/keelson/backup/etcd-ca.crt              = the etcd CA, for the backup agent
     /etc/keelson/backup/etcd-client.crt, .key    client cert of the backup agent (CN keelson-backup), root 0600
@@ -34,7 +36,7 @@ Unit
 Operator-side state (StateDir of the cluster, 0700 dirs / 0600 files)
     pki/etcd/ca.crt, ca.key; pki/etcd/<host>/server.{crt,key}, peer.{crt,key};
     pki/etcd/{healthcheck-client,backup-client,apiserver-etcd-client}.{crt,key}; pki/inventory.json (expiries).
-    `roles.pki.cert_expiries(state) -> list[CertInfo(name, host, not_after)]`.
+    `roles.pki.store.cert_expiries(state) -> list[CertInfo(name, host, not_after, path)]`.
 
 Python helpers (roles/etcd/commands.py; all return one shell command string, tokens quoted with shlex)
     TLSPaths(ca, cert, key); HEALTHCHECK_TLS, BACKUP_TLS (the paths above)
@@ -45,10 +47,19 @@ Python helpers (roles/etcd/commands.py; all return one shell command string, tok
         3.4: "ETCDCTL_API=3 etcdctl snapshot restore …"; 3.5+: "etcdutl snapshot restore …"; flags --name
         --initial-cluster --initial-cluster-token --initial-advertise-peer-urls --data-dir
     snapshot_status_cmd(version, snapshot) -> str        (-w json; etcdctl for 3.4, etcdutl for 3.5+)
-    initial_cluster(cluster) -> str                      "m1=https://10.0.0.11:2380,m2=…" in inventory order
-    member_peer_url(cluster, host) -> str; member_client_url(cluster, host) -> str
-    client_endpoints(cluster) -> str                     comma-separated client URLs of every member
+    initial_cluster(cluster, nodes=None) -> str          "m1=https://10.0.0.11:2380,m2=…" in inventory order
+    member_peer_url(cluster, host, nodes=None) -> str; member_client_url(cluster, host, nodes=None) -> str
+    client_endpoints(cluster, nodes=None) -> str         comma-separated client URLs of every member
+        (`nodes`: the run's NodeIPs, `ctx.nodes`/`rc.nodes`; without it the inventory's own node IPs, and a host
+        addressed by DNS name with no internal_address raises NodeIPUnknown)
     cluster_token(cluster) -> str
+
+Health and members (roles/etcd/health.py; asked over TLS from one member with the healthcheck certificate)
+    wait_healthy(cluster, transport, *, min_revision=None) -> seconds    the one health gate: every member healthy
+                                                (and at min_revision or later under one leader); EtcdUnhealthy at
+                                                the deadline. The etcd phases and the restore wait through it.
+    asker(cluster, avoid=()) -> Host                the member to run etcdctl on
+    leader(cluster, transport) -> Host | None       the member that leads now (None when etcd does not answer)
 
 Phases
     roles.pki.phases(cluster) -> list[Phase]    "PKI | …": make/refresh certs in state, upload when sha256 differs
@@ -62,15 +73,6 @@ A host added to the inventory of a running cluster is refused with a hint rather
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from roles.etcd.phases import phases
 
-if TYPE_CHECKING:
-    from inventory.model import Cluster
-    from roles.engine.phase import AnyPhase
-
-
-def phases(cluster: Cluster) -> list[AnyPhase]:
-    """The "etcd | …" phases, in order, for `roles/plan.py` (imported lazily: `roles.etcd.commands` stays light)."""
-    from roles.etcd.role import phases as build
-
-    return build(cluster)
+__all__ = ["phases"]

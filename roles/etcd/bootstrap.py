@@ -19,13 +19,13 @@ from inventory.errors import KeelsonError
 from inventory.model import Cluster, Host
 from roles.engine.command import Command
 from roles.engine.context import RunContext
-from roles.engine.errors import CommandFailed
+from roles.engine.errors import CommandFailed, EngineError
 from roles.engine.phase import CustomPhase, HostOutcome
 from roles.engine.transport import ConnectionPool
-from roles.etcd import defaults
 from roles.etcd.commands import HEALTHCHECK_TLS, endpoint_health_cmd, member_client_url
+from roles.etcd.defaults import DEFAULTS as ETCD
 from roles.etcd.facts import MemberState, member_state_script, parse_member_state
-from roles.etcd.health import parse_health, wait_healthy
+from roles.etcd.health import asker, parse_health, wait_healthy
 from roles.etcd.steps import desired_digest, mark_applied
 from roles.state import StateDir
 
@@ -35,7 +35,7 @@ class EtcdMemberAddNotSupported(KeelsonError):
 
 
 def start_command() -> Command:
-    unit = defaults.UNIT_NAME
+    unit = ETCD.unit_name
     return Command(
         f"systemctl reset-failed {unit} 2>/dev/null; systemctl restart --no-block {unit}",
         description=f"etcd | start {unit} (no wait: the members start together)",
@@ -44,8 +44,8 @@ def start_command() -> Command:
 
 @dataclass(frozen=True)
 class StartPlan:
-    """Which members to start. `restart` = running something that is not our member (e.g. Debian's own etcd on
-    an empty data dir): it is started afresh with keelson's unit."""
+    """Which members to start: those not running, and those running something that is not our member (e.g.
+    Debian's own etcd on an empty data dir), which are started afresh with keelson's unit."""
 
     start: list[str]
 
@@ -77,24 +77,32 @@ class StartMembers(CustomPhase):
         script = member_state_script(cluster.etcd.data_dir)
 
         def one(host: Host) -> MemberState:
-            return parse_member_state(pool.get(host).run(script, timeout=30).stdout)
+            result = pool.get(host).run(script, timeout=30)
+            state = parse_member_state(result.stdout)
+            if not state.complete:  # deciding on part of it could restart a running member
+                raise EngineError(
+                    host.name,
+                    f"could not read the etcd member's state (exit {result.rc}): {result.stdout.strip()[-200:]!r}",
+                    hint="rerun: nothing was started or restarted",
+                )
+            return state
 
         with ThreadPoolExecutor(max_workers=len(cluster.etcd_members)) as ex:
             return dict(zip([h.name for h in cluster.etcd_members], ex.map(one, cluster.etcd_members), strict=True))
 
     @staticmethod
-    def _has_quorum(cluster: Cluster, pool: ConnectionPool, states: dict[str, MemberState]) -> bool:
+    def _has_quorum(rc: RunContext, pool: ConnectionPool, states: dict[str, MemberState]) -> bool:
         """Does any member with data answer health (a live cluster)? Only asked when some member has no data."""
-        with_data = [h for h in cluster.etcd_members if states[h.name].has_data and states[h.name].running]
+        with_data = [h for h in rc.cluster.etcd_members if states[h.name].has_data and states[h.name].running]
         if not with_data or all(s.has_data for s in states.values()):
             return False
-        urls = ",".join(member_client_url(cluster, h) for h in with_data)
+        urls = ",".join(member_client_url(rc.cluster, h, rc.nodes) for h in with_data)
         out = pool.get(with_data[0]).run(endpoint_health_cmd(endpoints=urls, tls=HEALTHCHECK_TLS, whole_cluster=False))
         return any(e.healthy for e in parse_health(out.stdout))
 
     def _plan(self, rc: RunContext, pool: ConnectionPool) -> tuple[StartPlan, dict[str, MemberState]]:
         states = self._states(rc.cluster, pool)
-        return decide(rc.cluster, states, self._has_quorum(rc.cluster, pool, states)), states
+        return decide(rc.cluster, states, self._has_quorum(rc, pool, states)), states
 
     # -- the phase ----------------------------------------------------------------------------------------
     def dry_run(self, rc: RunContext, pool: ConnectionPool) -> dict[str, list[Command]]:
@@ -115,13 +123,11 @@ class StartMembers(CustomPhase):
 
             with ThreadPoolExecutor(max_workers=len(plan.start)) as ex:
                 list(ex.map(start, plan.start))
-        # the gate: asked from a member that was running already when there is one (its answer comes soonest)
-        asker = next((h for h in cluster.etcd_members if h.name not in plan.start), cluster.etcd_members[0])
-        wait_healthy(cluster, pool.get(asker))
+        wait_healthy(cluster, pool.get(asker(cluster, avoid=plan.start)), nodes=rc.nodes)
         state = StateDir(rc.state_dir)
         outcomes: dict[str, HostOutcome] = {}
         for name in plan.start:
-            digest = desired_digest(cluster, members[name], state)
+            digest = desired_digest(cluster, members[name], state, rc.nodes)
             commands = [command]
             if digest is not None:
                 mark = mark_applied(digest)

@@ -16,7 +16,8 @@ from functools import total_ordering
 
 from inventory.errors import KeelsonError
 from inventory.model import Cluster, Host
-from roles.etcd import defaults
+from roles.engine.nodes import NodeIPs
+from roles.pki.defaults import DEFAULTS as PKI
 
 
 @dataclass(frozen=True)
@@ -28,8 +29,8 @@ class TLSPaths:
     key: str
 
 
-HEALTHCHECK_TLS = TLSPaths(ca=defaults.CA_CERT, cert=defaults.HEALTHCHECK_CERT, key=defaults.HEALTHCHECK_KEY)
-BACKUP_TLS = TLSPaths(ca=defaults.BACKUP_CA, cert=defaults.BACKUP_CERT, key=defaults.BACKUP_KEY)
+HEALTHCHECK_TLS = TLSPaths(ca=PKI.etcd_ca_cert, cert=PKI.healthcheck_cert, key=PKI.healthcheck_key)
+BACKUP_TLS = TLSPaths(ca=PKI.backup_ca, cert=PKI.backup_cert, key=PKI.backup_key)
 
 _VERSION = re.compile(r"(?:etcd Version:\s*)?v?(\d+)\.(\d+)\.(\d+)")
 
@@ -83,25 +84,26 @@ def url_host(address: ipaddress.IPv4Address | ipaddress.IPv6Address | str) -> st
     return f"[{ip}]" if ip.version == 6 else str(ip)
 
 
-def member_peer_url(cluster: Cluster, host: Host) -> str:
-    return f"https://{url_host(host.address)}:{cluster.etcd.peer_port}"
+def member_peer_url(cluster: Cluster, host: Host, nodes: NodeIPs | None = None) -> str:
+    """`nodes`: the run's node IPs (`ctx.nodes`, `rc.nodes`); without it, what the inventory alone tells."""
+    return f"https://{url_host(NodeIPs.of(cluster, nodes).ip(host))}:{cluster.etcd.peer_port}"
 
 
-def member_client_url(cluster: Cluster, host: Host) -> str:
-    return f"https://{url_host(host.address)}:{cluster.etcd.client_port}"
+def member_client_url(cluster: Cluster, host: Host, nodes: NodeIPs | None = None) -> str:
+    return f"https://{url_host(NodeIPs.of(cluster, nodes).ip(host))}:{cluster.etcd.client_port}"
 
 
 def local_client_url(cluster: Cluster) -> str:
     return f"https://127.0.0.1:{cluster.etcd.client_port}"
 
 
-def client_endpoints(cluster: Cluster) -> str:
-    return ",".join(member_client_url(cluster, h) for h in cluster.etcd_members)
+def client_endpoints(cluster: Cluster, nodes: NodeIPs | None = None) -> str:
+    return ",".join(member_client_url(cluster, h, nodes) for h in cluster.etcd_members)
 
 
-def initial_cluster(cluster: Cluster) -> str:
+def initial_cluster(cluster: Cluster, nodes: NodeIPs | None = None) -> str:
     """`name=peer-url,…` for every member, in inventory order."""
-    return ",".join(f"{h.name}={member_peer_url(cluster, h)}" for h in cluster.etcd_members)
+    return ",".join(f"{h.name}={member_peer_url(cluster, h, nodes)}" for h in cluster.etcd_members)
 
 
 def cluster_token(cluster: Cluster) -> str:

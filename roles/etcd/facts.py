@@ -6,8 +6,8 @@ import shlex
 from dataclasses import dataclass
 
 from roles.engine.facts import Fact
-from roles.etcd import defaults
 from roles.etcd.commands import EtcdVersion, EtcdVersionError
+from roles.etcd.defaults import DEFAULTS as ETCD
 
 q = shlex.quote
 
@@ -16,14 +16,14 @@ q = shlex.quote
 class EtcdVersionFact(Fact[EtcdVersion | None]):
     """`etcd --version`; None when etcd is missing or prints something else."""
 
-    binary: str = defaults.ETCD_BINARY
+    binary: str = ETCD.binary
 
     @property
     def key(self) -> str:
         return f"etcd-version:{self.binary}"
 
     def command(self) -> str:
-        return f"{q(self.binary)} --version"
+        return f"[ -x {q(self.binary)} ] && {q(self.binary)} --version"
 
     def parse(self, stdout: str, rc: int) -> EtcdVersion | None:
         if rc != 0:
@@ -39,6 +39,7 @@ class MemberState:
     active: str  # systemctl is-active: active | activating | inactive | failed | …
     has_data: bool  # <data_dir>/member exists: this member was bootstrapped (or began to be)
     marker: str  # digest the running etcd was started with ("" when none)
+    complete: bool = True  # the script's output arrived whole (a cut-off output must not be read as "not running")
 
     @property
     def running(self) -> bool:
@@ -46,11 +47,11 @@ class MemberState:
 
 
 def member_state_script(data_dir: str) -> str:
-    unit = q(defaults.UNIT_NAME)
+    unit = q(ETCD.unit_name)
     return (
         f"echo active=$(systemctl is-active {unit}); "
         f"if [ -d {q(data_dir.rstrip('/') + '/member')} ]; then echo data=yes; else echo data=no; fi; "
-        f"echo marker=$(cat {q(defaults.APPLIED_MARKER)} 2>/dev/null)"
+        f"echo marker=$(cat {q(ETCD.applied_marker)} 2>/dev/null); echo end=1"
     )
 
 
@@ -60,4 +61,5 @@ def parse_member_state(stdout: str) -> MemberState:
         active=values.get("active", "").strip() or "unknown",
         has_data=values.get("data", "").strip() == "yes",
         marker=values.get("marker", "").strip(),
+        complete=values.get("end", "").strip() == "1",
     )

@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from inventory.model import Cluster, Host
+from roles.engine import fetch
 from roles.engine.command import Command
 from roles.engine.context import HostContext
-from roles.engine.facts import CommandOutput, Fact, FactValues, FileText, PackagesInstalled, ServiceState
+from roles.engine.facts import CommandOutput, Fact, FactValues, FileText, ServiceState
+from roles.engine.fetch import FetchStep
+from roles.engine.nodes import NodeIPs
 from roles.engine.step import CommandStep, FileStep, HostCheck, ServiceStep, Step
-from roles.etcd import defaults
 from roles.etcd.commands import (
     HEALTHCHECK_TLS,
     client_endpoints,
@@ -21,18 +23,20 @@ from roles.etcd.commands import (
     local_client_url,
     snapshot_save_cmd,
 )
+from roles.etcd.defaults import DEFAULTS as ETCD
 from roles.etcd.facts import EtcdVersionFact
 from roles.etcd.render import render_config, render_unit
+from roles.pki.defaults import DEFAULTS as PKI
 from roles.pki.store import CA, PEER, SERVER, cert_path, key_path
 from roles.state import StateDir
 
 q = shlex.quote
 
 
-def desired_digest(cluster: Cluster, host: Host, state: StateDir) -> str | None:
+def desired_digest(cluster: Cluster, host: Host, state: StateDir, nodes: NodeIPs | None = None) -> str | None:
     """sha256 over everything etcd reads at start (config, unit, CA, server and peer pairs); None before the PKI
     phase issued them (a dry run of a fresh cluster)."""
-    parts = [render_config(cluster, host), render_unit(cluster)]
+    parts = [render_config(cluster, host, nodes), render_unit(cluster)]
     for name in (cert_path(CA, None), cert_path(SERVER, host.name), key_path(SERVER, host.name),
                  cert_path(PEER, host.name), key_path(PEER, host.name)):  # fmt: skip
         if not state.exists(name):
@@ -45,49 +49,48 @@ def desired_digest(cluster: Cluster, host: Host, state: StateDir) -> str | None:
 
 
 def mark_applied(digest: str) -> Command:
-    marker = defaults.APPLIED_MARKER
+    marker = ETCD.applied_marker
     return Command(f"printf '%s\\n' {q(digest)} > {q(marker)}.tmp && mv -f {q(marker)}.tmp {q(marker)}")
 
 
-@dataclass
-class EtcdPackages(Step):
-    """etcd-server and etcd-client installed, without letting the package start Debian's own etcd (a
-    temporary policy-rc.d denies service starts during the install; an existing one is left alone)."""
+def etcd_binaries(cluster: Cluster) -> list[Step]:
+    """etcd, etcdctl and etcdutl from the cluster's artifact source (kubernetes.artifacts), sha256-checked, all or
+    nothing, nothing fetched when the installed ones match. The release's etcd version is the catalog's."""
+    from provision.artifacts.catalog import release
+    from provision.artifacts.layout import etcd_member
+    from provision.artifacts.sources import Resolver, ca_step
 
-    name: str = "packages | etcd-server etcd-client"
+    resolver = Resolver(cluster.kubernetes.artifacts, release(cluster.kubernetes.release_version))
+    members = tuple((etcd_member(resolver.release, b), f"{ETCD.bin_dir}/{b}") for b in ETCD.binaries)
 
-    def facts(self, ctx: HostContext) -> Sequence[Fact[Any]]:
-        return (PackagesInstalled(defaults.PACKAGES),)
+    def wanted() -> fetch.Wanted:
+        return [], [fetch.ArchiveInstall(resolver.payload(resolver.etcd()), members)]
 
-    def check(self, ctx: HostContext, facts: FactValues) -> list[Command]:
-        missing = [p for p in defaults.PACKAGES if p not in facts.get(PackagesInstalled(defaults.PACKAGES))]
-        if not missing:
-            return []
-        policy = "/usr/sbin/policy-rc.d"
-        script = (
-            f"created=; if [ ! -e {policy} ]; then printf '#!/bin/sh\\nexit 101\\n' > {policy}; "
-            f"chmod 0755 {policy}; created=1; fi; "
-            "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "
-            f'{shlex.join(missing)}; rc=$?; [ -n "$created" ] && rm -f {policy}; exit $rc'
-        )
-        return [Command(script, description=f"apt-get install {' '.join(missing)} (service start held back)")]
+    step = FetchStep(
+        name="etcd | binaries",
+        wanted=wanted,
+        paths=tuple(dest for _, dest in members),
+        markers=(fetch.marker_path(resolver.etcd().path),),
+        origin=resolver.origin,
+        ca_file=resolver.ca_path,
+    )
+    ca = ca_step(cluster.kubernetes.artifacts)
+    return [*([ca] if ca else []), step]
 
 
 def _version_problem(ctx: HostContext, facts: FactValues) -> str | None:
-    if "etcd-server" not in facts.get(PackagesInstalled(defaults.PACKAGES)):
-        return None  # a dry run before "etcd | Packages" installed it; an apply gathers facts again after that
     version = facts.get(EtcdVersionFact())
-    if version is None:
-        return f"`{defaults.ETCD_BINARY} --version` did not print an etcd version"
-    if (version.major, version.minor) < defaults.MIN_VERSION:
-        return f"etcd {version} is too old: keelson needs {'.'.join(map(str, defaults.MIN_VERSION))} or newer"
+    if version is None:  # not installed: a dry run before "etcd | Binaries" (an apply gathers facts again after it)
+        return None
+    if (version.major, version.minor) < ETCD.min_version:
+        return f"etcd {version} is too old: keelson needs {'.'.join(map(str, ETCD.min_version))} or newer"
     return None
 
 
 def version_check() -> HostCheck:
     return HostCheck(
         name="etcd version",
-        needs=(EtcdVersionFact(), PackagesInstalled(defaults.PACKAGES)),
+        needs=(EtcdVersionFact(),),
         problem=_version_problem,
         hint="install etcd-server 3.4+ (Debian bookworm has 3.4.23) or an upstream 3.5/3.6 build at /usr/bin/etcd",
     )
@@ -96,14 +99,12 @@ def version_check() -> HostCheck:
 def data_dir_step(cluster: Cluster) -> CommandStep:
     path = cluster.etcd.data_dir
     fact = CommandOutput("etcd-data-dir", f"stat -c '%U %G %a' {q(path)}")
-    want = f"{defaults.ETCD_USER} {defaults.ETCD_USER} 700"
+    want = f"{PKI.etcd_user} {PKI.etcd_user} 700"
     return CommandStep(
         name=f"etcd data dir {path}",
         needs=(fact,),
         satisfied=lambda ctx, facts: facts.get(fact)[0].strip() == want,
-        run=lambda ctx, facts: [
-            Command(f"install -d -o {defaults.ETCD_USER} -g {defaults.ETCD_USER} -m 0700 {q(path)}")
-        ],
+        run=lambda ctx, facts: [Command(f"install -d -o {PKI.etcd_user} -g {PKI.etcd_user} -m 0700 {q(path)}")],
     )
 
 
@@ -111,9 +112,9 @@ def configure_steps(cluster: Cluster) -> list[Step]:
     return [
         version_check(),
         data_dir_step(cluster),
-        FileStep(defaults.CONFIG_FILE, lambda ctx: render_config(ctx.cluster, ctx.host), mode=0o644),
-        FileStep(defaults.UNIT_FILE, lambda ctx: render_unit(ctx.cluster), mode=0o644, daemon_reload=True),
-        ServiceStep(defaults.UNIT_NAME, running=False, enabled=True),
+        FileStep(ETCD.config_file, lambda ctx: render_config(ctx.cluster, ctx.host, ctx.nodes), mode=0o644),
+        FileStep(ETCD.unit_file, lambda ctx: render_unit(ctx.cluster), mode=0o644, daemon_reload=True),
+        ServiceStep(ETCD.unit_name, running=False, enabled=True),
     ]
 
 
@@ -127,20 +128,18 @@ class RestartOnChange(Step):
     name: str = "etcd | restart on change"
 
     def facts(self, ctx: HostContext) -> Sequence[Fact[Any]]:
-        return (FileText(defaults.APPLIED_MARKER), ServiceState(defaults.UNIT_NAME))
+        return (FileText(ETCD.applied_marker), ServiceState(ETCD.unit_name))
 
     def check(self, ctx: HostContext, facts: FactValues) -> list[Command]:
-        if facts.get(ServiceState(defaults.UNIT_NAME)).active not in ("active", "activating"):
+        if facts.get(ServiceState(ETCD.unit_name)).active not in ("active", "activating"):
             return []
-        desired = desired_digest(ctx.cluster, ctx.host, ctx.state)
-        applied = (facts.get(FileText(defaults.APPLIED_MARKER)) or "").strip()
+        desired = desired_digest(ctx.cluster, ctx.host, ctx.state, ctx.nodes)
+        applied = (facts.get(FileText(ETCD.applied_marker)) or "").strip()
         if desired is None or applied == desired:
             return []
         cluster = ctx.cluster
-        health = endpoint_health_cmd(endpoints=client_endpoints(cluster), tls=HEALTHCHECK_TLS)
-        snapshot = snapshot_save_cmd(
-            defaults.PRE_RESTART_SNAPSHOT, endpoint=local_client_url(cluster), tls=HEALTHCHECK_TLS
-        )
+        health = endpoint_health_cmd(endpoints=client_endpoints(cluster, ctx.nodes), tls=HEALTHCHECK_TLS)
+        snapshot = snapshot_save_cmd(ETCD.pre_restart_snapshot, endpoint=local_client_url(cluster), tls=HEALTHCHECK_TLS)
         return [
             Command(
                 f"{health} >/dev/null || {{ echo 'etcd cluster not healthy: refusing to restart "
@@ -148,10 +147,10 @@ class RestartOnChange(Step):
                 description="etcd | whole cluster healthy before restarting this member",
             ),
             Command(
-                f"install -d -m 0700 {q(defaults.PRE_RESTART_SNAPSHOT.rsplit('/', 1)[0])} && {snapshot} >/dev/null"
-                f" && chmod 0600 {q(defaults.PRE_RESTART_SNAPSHOT)}",
-                description=f"etcd | snapshot to {defaults.PRE_RESTART_SNAPSHOT} before the restart",
+                f"install -d -m 0700 {q(ETCD.pre_restart_snapshot.rsplit('/', 1)[0])} && {snapshot} >/dev/null"
+                f" && chmod 0600 {q(ETCD.pre_restart_snapshot)}",
+                description=f"etcd | snapshot to {ETCD.pre_restart_snapshot} before the restart",
             ),
-            Command(f"systemctl restart {q(defaults.UNIT_NAME)}", description="etcd | restart this member"),
+            Command(f"systemctl restart {q(ETCD.unit_name)}", description="etcd | restart this member"),
             mark_applied(desired),
         ]

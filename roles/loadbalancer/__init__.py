@@ -6,12 +6,6 @@ Runs on the dedicated `lb` hosts, else on the masters. `cluster.api_endpoint` (V
 
 from __future__ import annotations
 
-from inventory.model import Cluster
-from roles.engine.phase import Phase
-from roles.loadbalancer.steps import handlers, lb_hosts, steps
+from roles.loadbalancer.phases import phases
 
-
-def phases(cluster: Cluster) -> list[Phase]:
-    if cluster.control_plane.load_balancer == "external":
-        return []
-    return [Phase("Load balancer", lb_hosts, steps(cluster), handlers=handlers(cluster))]
+__all__ = ["phases"]

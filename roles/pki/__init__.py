@@ -1,25 +1,15 @@
 """PKI role: the etcd CA and certificates, made with `cryptography` on the operator side and kept in the cluster's
-state dir (`roles/pki/store.py`); the "PKI | …" phases (`roles/pki/role.py`) check that the hosts trust that CA,
-issue what is missing or stale, and upload the files when their sha256 differs.
+state dir; the "PKI | …" phases check that the hosts trust that CA, issue what is missing or stale, and upload the
+files when their sha256 differs.
 
-`cert_expiries(state) -> list[CertInfo(name, host, not_after, path)]` is what a cert-check command reads.
+Modules: `certs.py` (X.509, pure), `store.py` (the operator-side store: layout, issue/reuse, expiries),
+`issue.py` (the operator-side CustomPhase), `steps.py` (host checks and uploads), `phases.py` (the order),
+`expiry.py` (every certificate on the hosts and in the state dir with its expiry: `keelson certs check`).
+`roles.pki.store.cert_expiries(state) -> list[CertInfo(name, host, not_after, path)]` is what it reads of the state.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from roles.pki.phases import phases
 
-from roles.pki.store import CertInfo, PKIError, PKIReport, cert_expiries, ensure_etcd_pki, plan_etcd_pki
-
-if TYPE_CHECKING:
-    from inventory.model import Cluster
-    from roles.engine.phase import AnyPhase
-
-__all__ = ["CertInfo", "PKIError", "PKIReport", "cert_expiries", "ensure_etcd_pki", "phases", "plan_etcd_pki"]
-
-
-def phases(cluster: Cluster) -> list[AnyPhase]:
-    """The "PKI | …" phases, in order, for `roles/plan.py`."""
-    from roles.pki.role import phases as build
-
-    return build(cluster)
+__all__ = ["phases"]

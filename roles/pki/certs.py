@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from roles.pki import defaults
+from roles.pki.defaults import DEFAULTS as PKI
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -39,7 +39,7 @@ class CertSpec:
     dns_names: tuple[str, ...] = ()
     ip_addresses: tuple[IPAddress, ...] = ()
     organization: str | None = None
-    days: int = defaults.LEAF_DAYS
+    days: int = PKI.leaf_days
 
     @property
     def sans(self) -> frozenset[str]:
@@ -81,7 +81,22 @@ def _name(common_name: str, organization: str | None = None) -> x509.Name:
     return x509.Name(attrs)
 
 
-def make_ca(common_name: str, now: dt.datetime, days: int = defaults.CA_DAYS) -> KeyPair:
+def _key_usage(*, ca: bool) -> x509.KeyUsage:
+    """Signatures only; a CA also signs certificates and CRLs."""
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=ca,
+        crl_sign=ca,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def make_ca(common_name: str, now: dt.datetime, days: int = PKI.ca_days) -> KeyPair:
     key = _new_key()
     subject = _name(common_name)
     cert = (
@@ -90,23 +105,10 @@ def make_ca(common_name: str, now: dt.datetime, days: int = defaults.CA_DAYS) ->
         .issuer_name(subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - defaults.BACKDATE)
+        .not_valid_before(now - PKI.backdate)
         .not_valid_after(now + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_key_usage(ca=True), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
@@ -124,23 +126,10 @@ def issue(ca: KeyPair, spec: CertSpec, now: dt.datetime) -> KeyPair:
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - defaults.BACKDATE)
+        .not_valid_before(now - PKI.backdate)
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_key_usage(ca=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([_EKU[u] for u in sorted(spec.usages)]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(
@@ -217,6 +206,6 @@ def reissue_reason(pair: KeyPair, ca: KeyPair, spec: CertSpec, now: dt.datetime)
         return f"SANs changed (missing {missing}, extra {extra})"
     if usages_of(cert) != spec.usages:
         return f"usages {sorted(usages_of(cert))} != {sorted(spec.usages)}"
-    if cert.not_valid_after_utc - now < defaults.RENEW_BEFORE:
-        return f"expires {cert.not_valid_after_utc:%Y-%m-%d} (renewed {defaults.RENEW_BEFORE.days} days ahead)"
+    if cert.not_valid_after_utc - now < PKI.renew_before:
+        return f"expires {cert.not_valid_after_utc:%Y-%m-%d} (renewed {PKI.renew_before.days} days ahead)"
     return None

@@ -19,9 +19,10 @@ import json
 from dataclasses import dataclass, field
 
 from inventory.errors import KeelsonError
-from inventory.model import Cluster, Host
-from roles.pki import defaults
+from inventory.model import Cluster
+from roles.engine.nodes import NodeIPs
 from roles.pki.certs import CertSpec, KeyPair, Usage, issue, key_matches, make_ca, reissue_reason
+from roles.pki.defaults import DEFAULTS as PKI
 from roles.state import StateDir
 
 CA = "ca"
@@ -60,28 +61,27 @@ class PKIReport:
         return self.ca_created or bool(self.issued)
 
 
-def _ips(host: Host) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]:
-    return (host.address,)
-
-
-def etcd_specs(cluster: Cluster) -> list[CertSpec]:
-    """Every leaf certificate the etcd cluster needs, from the inventory alone."""
+def etcd_specs(cluster: Cluster, nodes: NodeIPs | None = None) -> list[CertSpec]:
+    """Every leaf certificate the etcd cluster needs, from the inventory and the run's node IPs (the SANs)."""
     specs: list[CertSpec] = []
     loopback = (ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1"))
+    node_ips = NodeIPs.of(cluster, nodes)
     for host in cluster.etcd_members:
+        ip = node_ips.ip(host)
+        names = (host.name, host.address) if isinstance(host.address, str) else (host.name,)
         specs.append(
             CertSpec(
                 name=SERVER,
                 host=host.name,
                 common_name=host.name,
                 usages=_BOTH,  # etcd 3.4's grpc-gateway dials itself with the server cert as a client cert
-                dns_names=(host.name, "localhost"),
-                ip_addresses=_ips(host) + tuple(ip for ip in loopback if ip != host.address),
+                dns_names=(*names, "localhost"),
+                ip_addresses=(ip, *(lo for lo in loopback if lo != ip)),
             )
         )
         specs.append(
-            CertSpec(name=PEER, host=host.name, common_name=host.name, usages=_BOTH, dns_names=(host.name,),
-                     ip_addresses=_ips(host))
+            CertSpec(name=PEER, host=host.name, common_name=host.name, usages=_BOTH, dns_names=names,
+                     ip_addresses=(ip,))
         )  # fmt: skip
     specs.append(CertSpec(name=HEALTHCHECK_CLIENT, host=None, common_name="keelson-etcd-healthcheck", usages=_CLIENT))
     specs.append(CertSpec(name=BACKUP_CLIENT, host=None, common_name="keelson-backup", usages=_CLIENT))
@@ -99,7 +99,7 @@ def etcd_specs(cluster: Cluster) -> list[CertSpec]:
 
 def cert_path(name: str, host: str | None) -> str:
     """State-relative path of a certificate (the key is the same with `.key`)."""
-    return f"{defaults.ETCD_DIR}/{host}/{name}.crt" if host else f"{defaults.ETCD_DIR}/{name}.crt"
+    return f"{PKI.etcd_state_dir}/{host}/{name}.crt" if host else f"{PKI.etcd_state_dir}/{name}.crt"
 
 
 def key_path(name: str, host: str | None) -> str:
@@ -136,7 +136,7 @@ def _store(state: StateDir, name: str, host: str | None, pair: KeyPair) -> None:
 def _ca(cluster: Cluster, state: StateDir, now: dt.datetime, report: PKIReport, write: bool) -> KeyPair:
     crt, key = cert_path(CA, None), key_path(CA, None)
     has_crt, has_key = state.exists(crt), state.exists(key)
-    where = state.file(defaults.ETCD_DIR)
+    where = state.file(PKI.etcd_state_dir)
     if has_crt and has_key:
         pair = KeyPair(state.read(crt), state.read(key))
         try:
@@ -168,20 +168,25 @@ def _ca(cluster: Cluster, state: StateDir, now: dt.datetime, report: PKIReport, 
     return pair
 
 
-def ensure_etcd_pki(cluster: Cluster, state: StateDir, now: dt.datetime | None = None) -> PKIReport:
+def ensure_etcd_pki(
+    cluster: Cluster, state: StateDir, now: dt.datetime | None = None, nodes: NodeIPs | None = None
+) -> PKIReport:
     """Make the CA once, (re-)issue each leaf that is missing or no longer fits, record `pki/inventory.json`."""
-    return _etcd_pki(cluster, state, now or dt.datetime.now(dt.UTC), write=True)
+    return _etcd_pki(cluster, state, now or dt.datetime.now(dt.UTC), write=True, nodes=nodes)
 
 
-def plan_etcd_pki(cluster: Cluster, state: StateDir, now: dt.datetime | None = None) -> PKIReport:
+def plan_etcd_pki(
+    cluster: Cluster, state: StateDir, now: dt.datetime | None = None, nodes: NodeIPs | None = None
+) -> PKIReport:
     """What `ensure_etcd_pki` would do, writing nothing (the dry run). Raises the same PKIError."""
-    return _etcd_pki(cluster, state, now or dt.datetime.now(dt.UTC), write=False)
+    return _etcd_pki(cluster, state, now or dt.datetime.now(dt.UTC), write=False, nodes=nodes)
 
 
-def _etcd_pki(cluster: Cluster, state: StateDir, now: dt.datetime, write: bool) -> PKIReport:
+def _etcd_pki(cluster: Cluster, state: StateDir, now: dt.datetime, write: bool, nodes: NodeIPs | None) -> PKIReport:
     report = PKIReport()
     ca = _ca(cluster, state, now, report, write)
-    for spec in etcd_specs(cluster):
+    specs = etcd_specs(cluster, nodes)
+    for spec in specs:
         ident = f"{spec.host}/{spec.name}" if spec.host else spec.name
         pair = load_pair(state, spec.name, spec.host)
         reason = "new" if pair is None else reissue_reason(pair, ca, spec, now)
@@ -192,13 +197,13 @@ def _etcd_pki(cluster: Cluster, state: StateDir, now: dt.datetime, write: bool) 
             _store(state, spec.name, spec.host, issue(ca, spec, now))
         report.issued[ident] = reason
     if write:
-        _record(cluster, state)
+        _record(cluster, state, specs)
     return report
 
 
-def _record(cluster: Cluster, state: StateDir) -> None:
+def _record(cluster: Cluster, state: StateDir, specs: list[CertSpec]) -> None:
     entries = []
-    for name, host in [(CA, None)] + [(s.name, s.host) for s in etcd_specs(cluster)]:
+    for name, host in [(CA, None)] + [(s.name, s.host) for s in specs]:
         pem = state.read(cert_path(name, host))
         cert = KeyPair(pem, b"").cert
         entries.append(
@@ -211,15 +216,15 @@ def _record(cluster: Cluster, state: StateDir) -> None:
             }
         )
     data = json.dumps({"cluster": cluster.name, "certificates": entries}, indent=2).encode() + b"\n"
-    if not state.exists(defaults.INVENTORY) or state.read(defaults.INVENTORY) != data:
-        _write(state, defaults.INVENTORY, data)
+    if not state.exists(PKI.inventory) or state.read(PKI.inventory) != data:
+        _write(state, PKI.inventory, data)
 
 
 def cert_expiries(state: StateDir) -> list[CertInfo]:
     """Every certificate the last apply recorded, with `not_after` read from the certificate file itself."""
-    if not state.exists(defaults.INVENTORY):
+    if not state.exists(PKI.inventory):
         return []
-    recorded = json.loads(state.read(defaults.INVENTORY))
+    recorded = json.loads(state.read(PKI.inventory))
     out: list[CertInfo] = []
     for entry in recorded["certificates"]:
         path = entry["path"]

@@ -1,0 +1,23 @@
+"""Render the `common` role's files from the templates beside it. Pure: inventory and defaults in, text out."""
+
+from __future__ import annotations
+
+from inventory.model import Cluster
+from roles.common.defaults import DEFAULTS, CommonDefaults
+from roles.engine.nodes import NodeIPs
+from roles.templating import render
+
+
+def modules_load_conf(d: CommonDefaults = DEFAULTS) -> str:
+    return render(__file__, "modules-load.conf.j2", modules=d.modules)
+
+
+def sysctl_conf(d: CommonDefaults = DEFAULTS) -> str:
+    return render(__file__, "sysctl.conf.j2", sysctl=d.sysctl)
+
+
+def hosts_block(cluster: Cluster, nodes: NodeIPs, d: CommonDefaults = DEFAULTS) -> str:
+    """The managed block of /etc/hosts: the VIP as `<cluster>-api`, then every host of the inventory at its node IP."""
+    vip = cluster.control_plane.vip.ip
+    hosts = [{"name": h.name, "address": nodes.ip(h)} for h in cluster.hosts]
+    return render(__file__, "hosts-block.j2", marker=d.hosts_marker, vip=vip, cluster=cluster.name, hosts=hosts)

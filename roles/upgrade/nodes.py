@@ -1,0 +1,291 @@
+"""One node at a time: drain, `kubeadm upgrade apply` (the first master) or `kubeadm upgrade node` (the others and
+the workers), the node's binaries at the target and its kubelet restarted, a health gate (the node Ready at the
+target version; a master's own apiserver, the API through the VIP and etcd healthy), uncordon.
+
+A node whose host already says it is at the target (NodeUpgradeState) is skipped; one that keelson cordoned for the
+upgrade (the annotation below) and that a failed run left cordoned is uncordoned. The first failure stops the phase
+with what failed on which node; the runner then runs no later phase.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shlex
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from inventory.errors import KeelsonError
+from inventory.model import OS, Cluster, Host
+from provision.artifacts.sources import Resolver
+from roles.control_plane.cluster_ops import readyz_wait
+from roles.control_plane.defaults import DEFAULTS as CP
+from roles.engine import events as ev
+from roles.engine.command import Command
+from roles.engine.context import RunContext
+from roles.engine.facts import FactValues
+from roles.engine.phase import CustomPhase, HostOutcome
+from roles.engine.runner import failed_command, host_script
+from roles.engine.step import Step
+from roles.engine.transport import ConnectionPool, Transport
+from roles.etcd.health import check_once
+from roles.kubernetes_node.facts import CgroupVersion
+from roles.kubernetes_node.steps import node_artifacts
+from roles.upgrade.steps import PinnedImagesStep
+from roles.upgrade.versions import NodeState, NodeUpgradeState, Version
+
+q = shlex.quote
+ANNOTATION = "keelson.io/upgrade-cordoned"  # set before keelson drains a node, removed when it uncordons it
+Group = Literal["first", "masters", "workers"]
+
+
+class UpgradeStopped(KeelsonError):
+    """A node's upgrade failed: the run stops there; a rerun skips the nodes already upgraded and resumes."""
+
+
+@dataclass(frozen=True)
+class UpgradeSpec:
+    target: Version
+    resolver: Resolver  # the target release's artifacts, from the inventory's source
+    drain_timeout_s: int = 300
+    health_timeout_s: float = CP.health_timeout_s
+    kubeadm_timeout_s: int = 900
+
+
+def linux_workers(cluster: Cluster) -> list[Host]:
+    return [w for w in cluster.workers if w.os is OS.LINUX and w not in cluster.masters]
+
+
+def kubectl(args: str) -> str:
+    return f"{CP.kubectl} {args}"
+
+
+# -- commands (pure) ------------------------------------------------------------------------------------------------
+
+
+def drain(node: str, target: Version, timeout_s: int) -> Command:
+    return Command(
+        kubectl(f"annotate node {q(node)} {ANNOTATION}={target} --overwrite >/dev/null")
+        + " && "
+        + kubectl(
+            f"drain {q(node)} --ignore-daemonsets --delete-emptydir-data --timeout={timeout_s}s",
+        ),
+        description=f"cordon and drain {node} (PodDisruptionBudgets respected, {timeout_s} s)",
+    )
+
+
+def uncordon(node: str) -> Command:
+    return Command(
+        kubectl(f"uncordon {q(node)}") + " && " + kubectl(f"annotate node {q(node)} {ANNOTATION}- >/dev/null"),
+        description=f"uncordon {node}",
+    )
+
+
+def kubeadm_upgrade(group: Group, target: Version, cgroup_v1: bool = False) -> Command:
+    """Certificates stay as they are (renewing them is its own, health-gated job). On a cgroup v1 host kubeadm's
+    SystemVerification fails from 1.35 on: skipped explicitly there, as keelson's kubeadm init configuration does."""
+    flags = "--certificate-renewal=false" + (" --ignore-preflight-errors=SystemVerification" if cgroup_v1 else "")
+    if group == "first":
+        script = f"kubeadm upgrade apply {target} --yes {flags}"
+        return Command(script, description=f"kubeadm upgrade apply {target} (control plane, cluster configuration)")
+    return Command(f"kubeadm upgrade node {flags}", description="kubeadm upgrade node")
+
+
+def restart_kubelet() -> Command:
+    return Command("systemctl daemon-reload && systemctl restart kubelet", description="restart the kubelet")
+
+
+def node_at_wait(node: str, target: Version, seconds: float) -> str:
+    """Poll (on a master) until `node` is Ready and its kubelet reports `target`."""
+    jsonpath = '{.status.nodeInfo.kubeletVersion} {.status.conditions[?(@.type=="Ready")].status}'
+    read = kubectl(f"get node {q(node)} -o jsonpath={q(jsonpath)}")
+    late = q(f"{node} not Ready at {target} after {int(seconds)} s (last: ")
+    return (
+        f"deadline=$(( $(date +%s) + {int(seconds)} )); "
+        f'until got=$({read} 2>&1); [ "$got" = {q(f"{target} True")} ]; do '
+        f'[ "$(date +%s)" -ge "$deadline" ] && {{ echo {late}"$got)" >&2; exit 75; }}; sleep 2; done'
+    )
+
+
+# -- reading the cluster (pure parsers) -----------------------------------------------------------------------------
+
+
+def cordoned_by_us(nodes_json: str) -> dict[str, bool]:
+    """`kubectl get nodes -o json` → {node: cordoned by keelson's upgrade (unschedulable and annotated)}."""
+    try:
+        items = json.loads(nodes_json).get("items") or []
+    except (ValueError, AttributeError):
+        return {}
+    out = {}
+    for item in items:
+        meta, spec = item.get("metadata") or {}, item.get("spec") or {}
+        annotated = ANNOTATION in (meta.get("annotations") or {})
+        out[str(meta.get("name"))] = annotated and bool(spec.get("unschedulable"))
+    return out
+
+
+# -- running on hosts -----------------------------------------------------------------------------------------------
+
+
+def execute(transport: Transport, host: Host, commands: list[Command], timeout: float) -> None:
+    """Run `commands` on `host` as one script (uploads first), as the runner runs a phase's commands; the first
+    failure raises UpgradeStopped naming the command and the tail of its output."""
+    if not commands:
+        return
+    nonce = secrets.token_hex(6)
+    uploads = {u.name: u.source for c in commands for u in c.uploads}
+    script = host_script(commands, nonce)
+    if uploads:
+        folder = transport.send_files([(source, name) for name, source in uploads.items()])
+        script = f"export KEELSON_UPLOADS={q(folder)}\n{script}"
+    result = transport.run(script, timeout=timeout, private=any(c.sensitive for c in commands))
+    if result.rc != 0:
+        command, output = failed_command(result.stdout + result.stderr, commands, nonce)
+        what = command.description or command.shown() if command else "the node's script"
+        raise UpgradeStopped(f"{host.name}: {what} failed (exit {result.rc}): {output}")
+
+
+def read_state(transport: Transport) -> NodeState:
+    fact = NodeUpgradeState()
+    result = transport.run(fact.command(), timeout=60)
+    return fact.parse(result.stdout, result.rc)
+
+
+class UpgradeNodes(CustomPhase):
+    """One group of nodes, one at a time, each health-gated before the next starts."""
+
+    TITLES: ClassVar[dict[str, str]] = {
+        "first": "Upgrade | First master (kubeadm upgrade apply)",
+        "masters": "Upgrade | Other masters (kubeadm upgrade node, one at a time)",
+        "workers": "Upgrade | Workers (kubeadm upgrade node, one at a time)",
+    }
+
+    def __init__(self, spec: UpgradeSpec, group: Group) -> None:
+        self.spec, self.group = spec, group
+        self.title = self.TITLES[group]
+        self.role = "upgrade"
+
+    def hosts(self, cluster: Cluster) -> list[Host]:
+        if self.group == "first":
+            return cluster.masters[:1]
+        return cluster.masters[1:] if self.group == "masters" else linux_workers(cluster)
+
+    @property
+    def master(self) -> bool:
+        return self.group != "workers"
+
+    def _admin(self, rc: RunContext, pool: ConnectionPool, host: Host) -> Transport:
+        """Where kubectl runs (admin.conf, through the VIP): the master itself, or the first master for a worker."""
+        return pool.get(host if self.master else rc.cluster.masters[0])
+
+    def _cordoned(self, admin: Transport) -> dict[str, bool]:
+        return cordoned_by_us(admin.run(kubectl("get nodes -o json"), timeout=60).stdout)
+
+    def _images(self, rc: RunContext, transport: Transport, host: Host) -> list[Command]:
+        """Right before kubeadm: the target's images there and pinned (the kubelet's GC may have removed some)."""
+        if self.spec.resolver.artifacts.image_mode != "import":
+            return []
+        return self._check(rc, transport, host, PinnedImagesStep(self.spec.resolver))
+
+    def _binaries(self, rc: RunContext, transport: Transport, host: Host) -> list[Command]:
+        return self._check(rc, transport, host, node_artifacts(self.spec.resolver))
+
+    @staticmethod
+    def _check(rc: RunContext, transport: Transport, host: Host, step: Step) -> list[Command]:
+        facts: dict[str, Any] = {}
+        for fact in step.facts(rc.host_context(host)):
+            result = transport.run(fact.command(), timeout=120)
+            facts[fact.key] = fact.parse(result.stdout, result.rc)
+        return step.check(rc.host_context(host), FactValues(facts))
+
+    def _plan_node(self, rc: RunContext, pool: ConnectionPool, host: Host) -> tuple[NodeState, list[Command]]:
+        """What `host` needs, from what its host says (commands before the kubelet binaries are known)."""
+        transport = pool.get(host)
+        state = read_state(transport)
+        if state.done(self.spec.target, self.master):
+            return state, []
+        cgroup = CgroupVersion()
+        cgroup_v1 = cgroup.parse(transport.run(cgroup.command(), timeout=60).stdout, 0).version == 1
+        return state, [
+            drain(host.name, self.spec.target, self.spec.drain_timeout_s),
+            kubeadm_upgrade(self.group, self.spec.target, cgroup_v1),
+        ]
+
+    def dry_run(self, rc: RunContext, pool: ConnectionPool) -> dict[str, list[Command]]:
+        planned: dict[str, list[Command]] = {}
+        for host in self.hosts(rc.cluster):
+            _, commands = self._plan_node(rc, pool, host)
+            if commands:
+                binaries = self._binaries(rc, pool.get(host), host)
+                planned[host.name] = [*commands, *binaries, restart_kubelet(), uncordon(host.name)]
+            elif self._cordoned(self._admin(rc, pool, host)).get(host.name):
+                planned[host.name] = [uncordon(host.name)]
+        return planned
+
+    def run(self, rc: RunContext, pool: ConnectionPool) -> dict[str, HostOutcome]:
+        outcomes: dict[str, HostOutcome] = {}
+        for host in self.hosts(rc.cluster):
+            try:
+                outcomes[host.name] = self._upgrade(rc, pool, host)
+            except KeelsonError as exc:
+                outcomes[host.name] = HostOutcome(error=str(exc))
+                break  # one node at a time: the first failure stops the upgrade here
+        return outcomes
+
+    def _say(self, rc: RunContext, host: Host, message: str) -> None:
+        rc.events(ev.PlanNote("upgrade", f"{host.name}: {message}"))
+
+    def _upgrade(self, rc: RunContext, pool: ConnectionPool, host: Host) -> HostOutcome:
+        spec, transport = self.spec, pool.get(host)
+        admin = self._admin(rc, pool, host)
+        state, commands = self._plan_node(rc, pool, host)
+        if not commands:
+            if self._cordoned(admin).get(host.name):
+                done = [uncordon(host.name)]
+                execute(admin, host, done, timeout=120)
+                return HostOutcome(changed=True, commands=tuple(done))
+            return HostOutcome()
+        if state.kubeadm != spec.target:
+            raise UpgradeStopped(
+                f"{host.name}: kubeadm there is {state.kubeadm or 'missing'}, not {spec.target}",
+                hint="the 'Upgrade | Stage' phase installs it: rerun keelson upgrade",
+            )
+        self._say(rc, host, f"{state.describe()} → {spec.target}: draining")
+        ran: list[Command] = []
+
+        def step(where: Transport, cmds: list[Command], timeout: float) -> None:
+            execute(where, host, cmds, timeout)
+            ran.extend(cmds)
+
+        step(admin, [commands[0]], spec.drain_timeout_s + 60)
+        self._say(rc, host, commands[1].description)
+        step(transport, [*self._images(rc, transport, host), commands[1]], spec.kubeadm_timeout_s)
+        binaries = self._binaries(rc, transport, host)
+        self._say(rc, host, "kubelet and binaries at the target, kubelet restarted")
+        step(transport, [*binaries, restart_kubelet()], 900)
+        self._gate(rc, pool, host, admin)
+        step(admin, [uncordon(host.name)], 120)
+        self._say(rc, host, f"at {spec.target}, uncordoned")
+        return HostOutcome(changed=True, commands=tuple(ran))
+
+    def _gate(self, rc: RunContext, pool: ConnectionPool, host: Host, admin: Transport) -> None:
+        """The node Ready at the target; for a master its own apiserver, the API through the VIP, etcd healthy."""
+        spec, cluster = self.spec, rc.cluster
+        waits = [node_at_wait(host.name, spec.target, spec.health_timeout_s)]
+        if self.master:
+            port = cluster.control_plane.apiserver_port
+            waits.insert(0, readyz_wait(f"https://{rc.nodes.ip(host)}:{port}", spec.health_timeout_s))
+        waits.append(readyz_wait(f"https://{cluster.api_endpoint}", spec.health_timeout_s))
+        for script in waits:
+            result = admin.run(script, timeout=spec.health_timeout_s + 60)
+            if result.rc != 0:
+                raise UpgradeStopped(
+                    f"{host.name}: health gate: {(result.stderr or result.stdout).strip()[-400:]}",
+                    hint="the node stays cordoned; fix it and rerun keelson upgrade (it resumes at this node)",
+                )
+        if self.master:
+            asker = pool.get(cluster.etcd_members[0]) if cluster.etcd_members else None
+            if asker is not None:
+                sick, last = check_once(cluster, asker, rc.nodes)
+                if sick:
+                    raise UpgradeStopped(f"{host.name}: health gate: etcd not healthy: {', '.join(sick)} {last}")
