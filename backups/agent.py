@@ -8,8 +8,10 @@ One run: ask the local member whether it is the raft leader (followers exit 0, s
 down); the leader saves a snapshot, verifies it (etcd's trailing sha256 + `snapshot status`: hash, revision, keys),
 gzips it as `<cluster>-<UTC time>-rev<revision>.db.gz`, keeps the newest `retention` locally, then copies it to each
 offsite target and verifies each copy's sha256 (S3: stored as object metadata and re-read by download; SSH:
-`sha256sum` on the remote side). Each target's last success / last failure is kept in a status file; the exit status
-is non-zero when anything failed. Secrets (S3 keys) come from the environment (the unit's EnvironmentFile=) only.
+`sha256sum` on the remote side), and after each successful copy prunes that target to the newest `retention` copies
+of this cluster's snapshots too (S3: list under the prefix, delete; SSH: the receiver's `prune`). Each target's
+last success / last failure is kept in a status file; the exit status is non-zero when anything failed. Secrets
+(S3 keys) come from the environment (the unit's EnvironmentFile=) only.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ DEFAULT_CONFIG = "/etc/keelson/backup.json"
 HASH_SIZE = 32  # etcd appends sha256(db) to a snapshot; its size is then ≡ 32 (mod 512), see etcd's v3_snapshot.go
 CHUNK = 1 << 20
 NAME_RE = re.compile(r"^(?P<cluster>[a-z0-9-]+)-(?P<time>\d{8}T\d{6}Z)-rev(?P<rev>\d+)\.db\.gz$")
+RUN_REQUEST = "run-request"  # in the status dir: the id `keelson backup now` asks the next run to carry
+LAST_RUN = "last-run.json"  # in the status dir: the latest run's report
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 T = TypeVar("T")
 
 
@@ -75,6 +80,14 @@ def expired(names: Sequence[str], cluster: str, keep: int) -> list[str]:
     """The snapshot names of `cluster` beyond the newest `keep` (other files are never touched)."""
     ours = sorted((n for n in names if (p := parse_snapshot_name(n)) and p.cluster == cluster), reverse=True)
     return sorted(ours[keep:])
+
+
+def offsite_expired(keys: Sequence[str], prefix: str, cluster: str, keep: int) -> list[str]:
+    """The S3 keys to delete under `prefix` (a target's `s3_key("")`): `cluster`'s snapshots beyond the newest
+    `keep`. Only keys directly under the prefix whose name is a snapshot name count: nothing in a sub-folder, no
+    other file, no other cluster's snapshot is ever a candidate."""
+    names = {key[len(prefix) :]: key for key in keys if key.startswith(prefix) and "/" not in key[len(prefix) :]}
+    return [names[name] for name in expired(list(names), cluster, keep)]
 
 
 @dataclass(frozen=True)
@@ -139,14 +152,6 @@ def gzip_file(src: Path, dst: Path) -> None:
     with open(src, "rb") as fin, open(dst, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) as gz:
         while chunk := fin.read(CHUNK):
             gz.write(chunk)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # -- etcdctl: commands and their output -------------------------------------------------------------------------
@@ -246,7 +251,7 @@ class Target:
     # ssh
     host: str = ""
     port: int = 22
-    user: str = "root"
+    user: str = "keelson-backup"
     path: str = ""
     identity: str = "/etc/keelson/backup/id_ed25519"
     known_hosts: str = "/etc/keelson/backup/known_hosts"
@@ -361,8 +366,136 @@ def s3_list(target: Target, client: Any = None) -> list[dict[str, Any]]:
     return out
 
 
+def s3_prune(target: Target, cluster: str, keep: int, client: Any = None) -> list[str]:
+    """Delete `cluster`'s snapshots under the target's prefix beyond the newest `keep`; returns their names."""
+    client = client or s3_client(target)
+    prefix = target.s3_key("")
+    keys = [
+        obj["Key"]
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=target.bucket, Prefix=prefix)
+        for obj in page.get("Contents", [])
+    ]
+    gone = offsite_expired(keys, prefix, cluster, keep)
+    for key in gone:
+        client.delete_object(Bucket=target.bucket, Key=key)
+    return [Path(key).name for key in gone]
+
+
+RECEIVER_NAME = "keelson-backup-receiver"
+RECEIVER = r"""#!/bin/sh
+# keelson-backup-receiver: the only thing keelson's backup key may do on a backup host.
+#   put NAME          stdin -> DIR/.NAME.part (0600), prints its sha256
+#   commit NAME SHA   checks the .part's sha256 is SHA, moves it to DIR/NAME, writes DIR/NAME.sha256
+#   list              "SIZE NAME" for every DIR/*.db.gz
+#   prune CLUSTER N   deletes CLUSTER's snapshots (CLUSTER-<UTC time>-rev<N>.db.gz, and their .sha256) beyond
+#                     the newest N, prints each name deleted; no other file is ever touched
+# Two ways in. Restricted key (authorized_keys: restrict,command="THIS_FILE DIR"): sshd runs this file with the
+# pinned DIR whatever the client asked; the request is the tail of SSH_ORIGINAL_COMMAND after the last
+# " keelson-backup-receiver " and its DIR must be the pinned one. Plain account: the agent sends this same text as
+# `sh -c TEXT keelson-backup-receiver DIR OP ARGS`. Files are 0600 and DIR 0700 either way (umask 077).
+set -eu
+umask 077
+fail() { echo "keelson-backup-receiver: $*" >&2; exit 2; }
+if [ -n "${SSH_ORIGINAL_COMMAND+set}" ]; then
+    [ "$#" -eq 1 ] || fail "installed wrongly: the forced command must name exactly one folder"
+    pinned=$1
+    request=${SSH_ORIGINAL_COMMAND##*" keelson-backup-receiver "}
+    set -f
+    IFS=" "
+    # shellcheck disable=SC2086 # split on purpose; globbing is off
+    set -- $request
+    set +f
+    [ "$#" -ge 2 ] || fail "refused: this key only stores etcd snapshots (put, commit, list, prune)"
+    [ "$1" = "$pinned" ] || fail "refused: this key may only write to $pinned"
+fi
+[ "$#" -ge 2 ] || fail "refused: expected DIR put NAME | DIR commit NAME SHA256 | DIR list | DIR prune CLUSTER N"
+dir=$1
+op=$2
+shift 2
+case $dir in
+    /*) ;;
+    *) fail "DIR must be an absolute path" ;;
+esac
+case $dir in
+    *[!A-Za-z0-9._/-]* | */../* | */.. | */./* | */.) fail "DIR must be a plain absolute path" ;;
+esac
+check_name() {
+    case $1 in
+        "" | .* | *[!A-Za-z0-9._-]*) fail "bad snapshot name" ;;
+        *.db.gz) ;;
+        *) fail "bad snapshot name" ;;
+    esac
+}
+check_sha() {
+    case $1 in
+        *[!0-9a-f]*) fail "bad sha256" ;;
+    esac
+    [ "${#1}" -eq 64 ] || fail "bad sha256"
+}
+digest() { sha256sum < "$1" | cut -d " " -f 1; }
+case $op in
+    put)
+        [ "$#" -eq 1 ] || fail "usage: DIR put NAME"
+        check_name "$1"
+        mkdir -p -m 0700 -- "$dir"
+        chmod 0700 -- "$dir" 2>/dev/null || true
+        part="$dir/.$1.part"
+        rm -f -- "$part"
+        cat > "$part"
+        digest "$part"
+        ;;
+    commit)
+        [ "$#" -eq 2 ] || fail "usage: DIR commit NAME SHA256"
+        check_name "$1"
+        check_sha "$2"
+        part="$dir/.$1.part"
+        [ -f "$part" ] || fail "no upload of $1 to commit"
+        [ "$(digest "$part")" = "$2" ] || fail "sha256 mismatch: $1 was not stored"
+        chmod 0600 -- "$part"
+        mv -f -- "$part" "$dir/$1"
+        printf "%s  %s\n" "$2" "$1" > "$dir/.$1.sha256.part"
+        mv -f -- "$dir/.$1.sha256.part" "$dir/$1.sha256"
+        ;;
+    list)
+        [ "$#" -eq 0 ] || fail "usage: DIR list"
+        cd -- "$dir" 2>/dev/null || exit 0
+        for f in *.db.gz; do
+            [ -f "$f" ] && printf "%s %s\n" "$(stat -c %s -- "$f")" "$f"
+        done
+        ;;
+    prune)
+        [ "$#" -eq 2 ] || fail "usage: DIR prune CLUSTER N"
+        case $1 in
+            "" | -* | *[!a-z0-9-]*) fail "bad cluster name" ;;
+        esac
+        case $2 in
+            "" | 0* | *[!0-9]*) fail "N must be a number of snapshots to keep, 1 or more" ;;
+        esac
+        [ "${#2}" -le 6 ] || fail "N must be a number of snapshots to keep, 1 or more"
+        cd -- "$dir" 2>/dev/null || exit 0
+        for f in "$1"-*.db.gz; do
+            [ -f "$f" ] && printf "%s\n" "$f"
+        done | grep -E "^$1-[0-9]{8}T[0-9]{6}Z-rev[0-9]+[.]db[.]gz\$" | LC_ALL=C sort -r | tail -n "+$(($2 + 1))" |
+            while IFS= read -r f; do
+                rm -f -- "$f" "$f.sha256"
+                printf "%s\n" "$f"
+            done
+        ;;
+    *) fail "refused: unknown request $op (put, commit, list, prune)" ;;
+esac
+exit 0
+"""
+
+
+def receiver_command(path: str, op: str, *args: str) -> str:
+    """The remote command for one receiver request. A plain account's shell runs RECEIVER with these arguments; a
+    restricted key's forced receiver ignores the text before the request. Names and hashes are checked here too."""
+    return shlex.join(["sh", "-c", RECEIVER, RECEIVER_NAME, path, op, *args])
+
+
 def ssh_argv(target: Target, remote_command: str) -> list[str]:
-    """ssh to the backup host with keelson's key, its host key pinned (strict), never a prompt."""
+    """ssh to the backup host with keelson's key, its host key pinned (strict), never a prompt; `--` ends the
+    options, so nothing in the destination can be read as one (the inventory also validates user and host)."""
     return [
         "ssh",
         "-i", target.identity,
@@ -373,31 +506,18 @@ def ssh_argv(target: Target, remote_command: str) -> list[str]:
         "-o", "BatchMode=yes",
         "-o", "ConnectTimeout=10",
         "-p", str(target.port),
+        "--",
         f"{target.user}@{target.host}",
         remote_command,
     ]  # fmt: skip
 
 
-def ssh_upload_command(path: str, name: str) -> str:
-    """Remote side of the upload: stream stdin to a .part file and print its sha256."""
-    part = f"{path.rstrip('/')}/.{name}.part"
-    return f"mkdir -p -- {shlex.quote(path)} && cat > {shlex.quote(part)} && sha256sum -- {shlex.quote(part)}"
-
-
-def ssh_commit_command(path: str, name: str, sha256: str) -> str:
-    """Remote side once the hash matched: move the .part into place, write `NAME.sha256` (sha256sum format)."""
-    base = path.rstrip("/")
-    part, final = f"{base}/.{name}.part", f"{base}/{name}"
-    return (
-        f"mv -f -- {shlex.quote(part)} {shlex.quote(final)} && "
-        f"printf '%s  %s\\n' {sha256} {shlex.quote(name)} > {shlex.quote(final + '.sha256')}"
-    )
-
-
 def ssh_copy(target: Target, local: Path, sha256: str) -> str:
+    """Stream to a .part on the backup host, compare its sha256, then let the host check it again and move it in."""
+
     def upload() -> str:
         with open(local, "rb") as f:
-            argv = ssh_argv(target, ssh_upload_command(target.path, local.name))
+            argv = ssh_argv(target, receiver_command(target.path, "put", local.name))
             proc = subprocess.run(argv, stdin=f, capture_output=True, text=True, timeout=600, check=False)
         if proc.returncode != 0:
             raise TransientCopyError(f"ssh {target.host}: upload failed ({proc.stderr.strip()[-300:]})")
@@ -406,7 +526,7 @@ def ssh_copy(target: Target, local: Path, sha256: str) -> str:
     remote = (retry(upload).split() or [""])[0]
     if remote != sha256:
         raise AgentError(f"{target.display}: sha256 mismatch on the backup host (remote {remote}, local {sha256})")
-    argv = ssh_argv(target, ssh_commit_command(target.path, local.name, sha256))
+    argv = ssh_argv(target, receiver_command(target.path, "commit", local.name, sha256))
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     if proc.returncode != 0:
         raise AgentError(f"ssh {target.host}: could not move the copy into place ({proc.stderr.strip()[-300:]})")
@@ -414,14 +534,32 @@ def ssh_copy(target: Target, local: Path, sha256: str) -> str:
 
 
 def ssh_list(target: Target) -> list[dict[str, Any]]:
-    cmd = f"cd {shlex.quote(target.path)} 2>/dev/null && stat -c '%s %n' -- *.db.gz 2>/dev/null; true"
-    proc = subprocess.run(ssh_argv(target, cmd), capture_output=True, text=True, timeout=60, check=True)
+    argv = ssh_argv(target, receiver_command(target.path, "list"))
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True)
     out = []
     for line in proc.stdout.splitlines():
         size, _, name = line.partition(" ")
         if parse_snapshot_name(name) and size.isdigit():
             out.append({"name": name, "size": int(size), "location": f"{target.host}:{target.path.rstrip('/')}/{name}"})
     return out
+
+
+def ssh_prune(target: Target, cluster: str, keep: int) -> list[str]:
+    """The receiver deletes `cluster`'s snapshots beyond the newest `keep` in its folder; returns their names."""
+    argv = ssh_argv(target, receiver_command(target.path, "prune", cluster, str(keep)))
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    if proc.returncode != 0:
+        raise AgentError(f"ssh {target.host}: pruning old copies failed ({proc.stderr.strip()[-300:]})")
+    return [name for name in proc.stdout.split() if parse_snapshot_name(name)]
+
+
+def prune_offsite(target: Target, cluster: str, keep: int) -> list[str]:
+    """After a successful copy: the target keeps `keep` copies of this cluster's snapshots, like the local folder."""
+    if target.kind == "s3":
+        return s3_prune(target, cluster, keep)
+    if target.kind == "ssh":
+        return ssh_prune(target, cluster, keep)
+    raise AgentError(f"unknown target kind {target.kind!r}")
 
 
 def copy_to(target: Target, local: Path, sha256: str) -> str:
@@ -470,10 +608,26 @@ def run_cmd(argv: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False, env=env)
 
 
+def claim_run_id(status_dir: Path) -> str:
+    """This run's id: the one `keelson backup now` wrote to the request file just before starting the unit (the file
+    is consumed, so only one run carries it), else a fresh one (a timer run). The CLI waits for a report with its id,
+    so an earlier run's report is never shown as the one it asked for."""
+    request = status_dir / RUN_REQUEST
+    try:
+        requested = request.read_text(encoding="utf-8").strip()
+        request.unlink()
+    except OSError:
+        requested = ""
+    return requested if RUN_ID_RE.match(requested) else f"timer-{os.urandom(8).hex()}"
+
+
 @dataclass
-class RunReport:
+class BackupRun:
+    """What one run of the agent did (printed as JSON, kept as last-run.json)."""
+
     member: str
     time: str
+    run_id: str = ""
     outcome: str = "failed"  # snapshot | skipped | failed
     reason: str = ""
     snapshot: str = ""
@@ -481,6 +635,7 @@ class RunReport:
     total_keys: int = 0
     sha256: str = ""
     copies: dict[str, str] = field(default_factory=dict)
+    pruned: dict[str, list[str]] = field(default_factory=dict)  # "local" or a target id -> the snapshots deleted
     errors: dict[str, str] = field(default_factory=dict)
     duration_s: float = 0.0
 
@@ -500,7 +655,7 @@ def leader_decision(cfg: Config, run: Runner) -> tuple[bool, str]:
     raise AgentError(f"no etcd member answered with a leader ({(local.stderr or every.stderr).strip()[-300:]})")
 
 
-def take_snapshot(cfg: Config, run: Runner, report: RunReport, when: dt.datetime) -> Path:
+def take_snapshot(cfg: Config, run: Runner, report: BackupRun, when: dt.datetime) -> Path:
     local_dir = Path(cfg.local_dir)
     local_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     with tempfile.TemporaryDirectory(dir=local_dir, prefix=".snap-") as tmp:
@@ -535,17 +690,25 @@ def prune_local(cfg: Config) -> list[str]:
     return gone
 
 
-def run_backup(cfg: Config, run: Runner = run_cmd, copy: Callable[[Target, Path, str], str] = copy_to) -> RunReport:
+Prune = Callable[[Target, str, int], list[str]]
+
+
+def run_backup(
+    cfg: Config,
+    run: Runner = run_cmd,
+    copy: Callable[[Target, Path, str], str] = copy_to,
+    prune: Prune = prune_offsite,
+) -> BackupRun:
     started, when = time.monotonic(), now_utc()
-    report = RunReport(member=cfg.member, time=when.isoformat())
     status_dir = Path(cfg.status_dir)
+    report = BackupRun(member=cfg.member, time=when.isoformat(), run_id=claim_run_id(status_dir))
     try:
         take, report.reason = leader_decision(cfg, run)
         if not take:
             report.outcome = "skipped"
             return report
         final = take_snapshot(cfg, run, report, when)
-        prune_local(cfg)
+        report.pruned["local"] = prune_local(cfg)
         detail = {"snapshot": final.name, "revision": report.revision, "total_keys": report.total_keys}
         record(status_dir, "local", f"local {cfg.local_dir}", ok=True, when=when, sha256=report.sha256, **detail)
         report.outcome = "copying"
@@ -555,19 +718,22 @@ def run_backup(cfg: Config, run: Runner = run_cmd, copy: Callable[[Target, Path,
         return report
     finally:
         report.duration_s = round(time.monotonic() - started, 3)
-        write_json(status_dir / "last-run.json", asdict(report))
+        write_json(status_dir / LAST_RUN, asdict(report))
     for target in cfg.targets:
         try:
             report.copies[target.id] = copy(target, final, report.sha256)
             where = report.copies[target.id]
             record(status_dir, target.id, target.display, ok=True, when=now_utc(), snapshot=final.name, location=where)
+            report.pruned[target.id] = prune(target, cfg.cluster, cfg.retention)
         except Exception as exc:  # a target's failure must not stop the others; reported, never swallowed
-            report.errors[target.id] = str(exc) or type(exc).__name__
-            error = report.errors[target.id]
+            error = str(exc) or type(exc).__name__
+            if target.id in report.copies:
+                error = f"copied, but pruning the old copies failed: {error}"
+            report.errors[target.id] = error
             record(status_dir, target.id, target.display, ok=False, when=now_utc(), snapshot=final.name, error=error)
     report.outcome = "snapshot" if not report.errors else "failed"
     report.duration_s = round(time.monotonic() - started, 3)
-    write_json(status_dir / "last-run.json", asdict(report))
+    write_json(status_dir / LAST_RUN, asdict(report))
     return report
 
 
@@ -625,4 +791,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    os.umask(0o077)  # snapshots, their .sha256 and the status files hold every Kubernetes Secret: owner only
     sys.exit(main())

@@ -1,29 +1,55 @@
-"""`keelson backup now` and `keelson backup list`: run the installed agent on the members, read its status files."""
+"""`keelson backup now` and `keelson backup list`: run the installed agent on the members, read its status files.
+
+Over the engine's connections (`roles/engine/transport.py`: strict host keys, sudo, one connection per member), every
+member at once; a member that cannot be reached is reported, not fatal.
+"""
 
 from __future__ import annotations
 
 import json
+import shlex
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from backups import config
-from backups.remote import HostShell, on_all
+from backups import agent
+from backups.role.defaults import DEFAULTS
 from inventory.errors import KeelsonError
-from inventory.model import Cluster
+from inventory.model import Cluster, Host
 
-AGENT = f"/usr/bin/python3 {config.AGENT_PATH} --config {config.CONFIG_PATH}"
+if TYPE_CHECKING:
+    from roles.engine.transport import Transport
+
+AGENT = f"/usr/bin/python3 {DEFAULTS.agent_path} --config {DEFAULTS.config_path}"
 
 
 class BackupNotInstalled(KeelsonError):
     """The agent is not on the members yet."""
 
 
-def _start_script() -> str:
-    """Run the unit now and wait for it (a oneshot: `systemctl start` returns when it finished), then its report."""
+START_ATTEMPTS = 3
+
+
+def _start_script(run_id: str) -> str:
+    """Ask the next run to carry `run_id`, run the unit and wait for it (a oneshot: `systemctl start` returns when it
+    finished), then print the latest report. A `systemctl start` that joined a run already under way (the timer's)
+    returns that run's report, without our id: the unit is started again, up to START_ATTEMPTS times. An unclaimed
+    request (the agent never ran) is removed, so no later timer run carries it."""
+    q = shlex.quote
+    status, request = q(DEFAULTS.status_dir), q(f"{DEFAULTS.status_dir}/{agent.RUN_REQUEST}")
+    last, rid = q(f"{DEFAULTS.status_dir}/{agent.LAST_RUN}"), q(run_id)
     return (
-        f"test -f {config.CONFIG_PATH} || {{ echo 'backup agent not installed' >&2; exit 90; }}\n"
-        f"systemctl start {config.SERVICE}; rc=$?\n"
-        f"cat {config.STATUS_DIR}/last-run.json 2>/dev/null || echo '{{}}'\n"
+        f"test -f {q(DEFAULTS.config_path)} || {{ echo 'backup agent not installed' >&2; exit 90; }}\n"
+        f"install -d -m 0700 {status} && printf '%s\\n' {rid} > {request}.tmp && mv -f {request}.tmp {request}"
+        " || exit 91\n"
+        f"for attempt in $(seq {START_ATTEMPTS}); do\n"
+        f"  systemctl start {DEFAULTS.service}; rc=$?\n"
+        f"  grep -qF -- {rid} {last} 2>/dev/null && break\n"
+        "done\n"
+        f"rm -f {request}\n"
+        f"cat {last} 2>/dev/null || echo '{{}}'\n"
         "exit $rc\n"
     )
 
@@ -31,12 +57,13 @@ def _start_script() -> str:
 def _list_script(offsite: bool) -> str:
     flag = " --offsite" if offsite else ""
     # the env file holds the S3 credentials: read into this shell only, never printed
-    return f"set -a; [ -r {config.ENV_PATH} ] && . {config.ENV_PATH}; set +a; {AGENT} list{flag}"
+    return f"set -a; [ -r {DEFAULTS.env_path} ] && . {DEFAULTS.env_path}; set +a; {AGENT} list{flag}"
 
 
 @dataclass
 class BackupNowResult:
-    runs: dict[str, dict[str, Any]] = field(default_factory=dict)  # member -> the agent's run report
+    run_id: str = ""  # what this `backup now` asked every member's run to carry in its report
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)  # member -> the agent's report of THIS run
     unreachable: dict[str, str] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)  # member -> why its unit failed
 
@@ -49,8 +76,8 @@ class BackupNowResult:
         return bool(self.taken_by) and not self.failed
 
     def as_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "taken_by": self.taken_by, "runs": self.runs, "unreachable": self.unreachable,
-                "failed": self.failed}  # fmt: skip
+        return {"ok": self.ok, "run_id": self.run_id, "taken_by": self.taken_by, "runs": self.runs,
+                "unreachable": self.unreachable, "failed": self.failed}  # fmt: skip
 
     def describe(self) -> str:
         lines = []
@@ -59,49 +86,55 @@ class BackupNowResult:
                 lines.append(f"{member}: took {run['snapshot']} (revision {run['revision']}, {run['total_keys']} keys, "
                              f"{run['duration_s']} s)")  # fmt: skip
                 lines += [f"  copied to {where}" for where in run.get("copies", {}).values()]
+                for target, names in run.get("pruned", {}).items():
+                    if names:
+                        lines.append(f"  pruned {len(names)} old snapshot{'s' if len(names) != 1 else ''} at {target}")
             else:
                 lines.append(f"{member}: {run.get('outcome', 'no report')} — {run.get('reason', '')}".rstrip(" —"))
             lines += [f"  FAILED {target}: {error}" for target, error in run.get("errors", {}).items()]
-        lines += [f"{m}: unit failed: {why}" for m, why in sorted(self.failed.items()) if m not in self.runs]
+        lines += [f"{m}: failed: {why}" for m, why in sorted(self.failed.items()) if m not in self.runs]
         lines += [f"{m}: unreachable ({why})" for m, why in sorted(self.unreachable.items())]
         if not self.taken_by:
             lines.append("no member took a snapshot")
         return "\n".join(lines)
 
 
-def run_now(shells: list[HostShell], unreachable: dict[str, str] | None = None) -> BackupNowResult:
-    result = BackupNowResult(unreachable=dict(unreachable or {}))
+def run_now(members: Members, run_id: str = "") -> BackupNowResult:
+    """Start the unit on every member and keep, per member, only the report of the run that carries `run_id`."""
+    run_id = run_id or new_run_id()
+    result = BackupNowResult(run_id=run_id, unreachable=dict(members.down))
 
-    def start(shell: HostShell) -> None:
-        out = shell.sh(_start_script(), timeout=1800)
+    def start(name: str, transport: Transport) -> None:
+        out = transport.run(_start_script(run_id), timeout=1800)
         if out.rc == 90:
-            raise BackupNotInstalled(
-                f"{shell.name}: the backup agent is not installed", hint="run `keelson apply` first"
-            )
+            raise BackupNotInstalled(f"{name}: the backup agent is not installed", hint="run `keelson apply` first")
         try:
             report = json.loads(out.stdout[out.stdout.find("{") :]) if "{" in out.stdout else {}
         except ValueError:
             report = {}
-        if report:
-            result.runs[shell.name] = report
+        unit = DEFAULTS.service
+        if report and "run_id" not in report:
+            result.failed[name] = "the installed backup agent reports no run id: run `keelson apply` to update it"
+            return
+        if report.get("run_id") != run_id:  # the agent never wrote a report of this run: an older one is not it
+            result.failed[name] = f"no report from this run ({unit} exited {out.rc}; see journalctl -u {unit})"
+            return
+        result.runs[name] = report
         if out.rc != 0:
             errors = "; ".join(f"{k}: {v}" for k, v in report.get("errors", {}).items())
-            result.failed[shell.name] = errors or f"{config.SERVICE} exited {out.rc} (journalctl -u {config.SERVICE})"
+            result.failed[name] = errors or f"{unit} exited {out.rc} (journalctl -u {unit})"
 
-    on_all(shells, start)
+    members.each(start)
     return result
 
 
-def backup_now(cluster: Cluster) -> BackupNowResult:
-    from backups.connect import reachable_shells
-    from roles.engine.transport import ConnectionPool
+def new_run_id() -> str:
+    return uuid.uuid4().hex
 
-    pool = ConnectionPool(cluster)
-    try:
-        shells, down = reachable_shells(pool, cluster.etcd_members)
-        return run_now(shells, down)
-    finally:
-        pool.close()
+
+def backup_now(cluster: Cluster) -> BackupNowResult:
+    with connected(cluster) as members:
+        return run_now(members)
 
 
 # -- list ---------------------------------------------------------------------------------------------------------
@@ -125,8 +158,13 @@ class BackupListing:
                         entry[kind] = {**new, "member": member}
         return out
 
+    @property
+    def ok(self) -> bool:
+        """At least one member answered (with every member unreachable there is nothing to list)."""
+        return bool(self.members)
+
     def as_dict(self) -> dict[str, Any]:
-        return {"targets": self.targets(), "members": self.members, "unreachable": self.unreachable}
+        return {"ok": self.ok, "targets": self.targets(), "members": self.members, "unreachable": self.unreachable}
 
     def describe(self) -> str:
         lines = ["targets (newest over all members):"]
@@ -153,28 +191,58 @@ class BackupListing:
         return "\n".join(lines)
 
 
-def run_list(shells: list[HostShell], offsite: bool, unreachable: dict[str, str] | None = None) -> BackupListing:
-    listing = BackupListing(unreachable=dict(unreachable or {}))
-    first = shells[0].name if shells else None
+def run_list(members: Members, offsite: bool) -> BackupListing:
+    listing = BackupListing(unreachable=dict(members.down))
+    first = next(iter(members.transports), None)  # offsite targets are the same for every member: listed once
 
-    def read(shell: HostShell) -> None:
-        out = shell.sh(_list_script(offsite and shell.name == first), timeout=120)
+    def read(name: str, transport: Transport) -> None:
+        out = transport.run(_list_script(offsite and name == first), timeout=120)
         if out.rc != 0:
-            listing.unreachable[shell.name] = (out.stderr or out.stdout).strip()[-300:] or f"exit {out.rc}"
+            listing.unreachable[name] = (out.stderr or out.stdout).strip()[-300:] or f"exit {out.rc}"
             return
-        listing.members[shell.name] = json.loads(out.stdout)
+        listing.members[name] = json.loads(out.stdout)
 
-    on_all(shells, read)
+    members.each(read)
     return listing
 
 
 def backup_list(cluster: Cluster, *, offsite: bool = True) -> BackupListing:
-    from backups.connect import reachable_shells
+    with connected(cluster) as members:
+        return run_list(members, offsite)
+
+
+# -- the members, over the engine's connections ----------------------------------------------------------------
+
+
+@dataclass
+class Members:
+    """The etcd members that answered (their connections, in inventory order) and why the others did not."""
+
+    hosts: list[Host]
+    transports: dict[str, Transport]
+    down: dict[str, str]
+
+    def each(self, action: Callable[[str, Transport], None]) -> None:
+        """`action` on every member at once; once all have finished, the first error is raised as it is."""
+        from roles.engine.parallel import on_hosts
+
+        results = on_hosts(self.hosts, lambda h: action(h.name, self.transports[h.name]))
+        errors = [e for e in results.values() if isinstance(e, KeelsonError)]
+        if errors:
+            raise errors[0]
+
+
+@contextmanager
+def connected(cluster: Cluster) -> Iterator[Members]:
+    """Connections to every etcd member that answers, closed on exit."""
+    from roles.engine.parallel import on_hosts
     from roles.engine.transport import ConnectionPool
 
     pool = ConnectionPool(cluster)
     try:
-        shells, down = reachable_shells(pool, cluster.etcd_members)
-        return run_list(shells, offsite, down)
+        results = on_hosts(cluster.etcd_members, pool.get)
+        up = {name: t for name, t in results.items() if not isinstance(t, KeelsonError)}
+        down = {name: e.message for name, e in results.items() if isinstance(e, KeelsonError)}
+        yield Members([h for h in cluster.etcd_members if h.name in up], up, down)
     finally:
         pool.close()

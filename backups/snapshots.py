@@ -7,8 +7,11 @@ Snapshot RPC; `etcdctl snapshot restore` refuses a file whose size is not ≡ 32
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +46,7 @@ class VerifiedSnapshot:
 
 def verify_snapshot(path: Path) -> VerifiedSnapshot:
     if not path.is_file():
-        raise SnapshotRejected(f"{path}: no such file")
+        raise SnapshotRejected(f"{path}: not a file" if path.exists() else f"{path}: no such file")
     try:
         check = agent.check_snapshot_file(path)
     except agent.SnapshotInvalid as exc:
@@ -109,7 +112,35 @@ def fetch_s3(cluster: Cluster, url: str, dest_dir: Path) -> Path:
     return dest
 
 
+class UnsupportedSnapshotLocation(KeelsonError):
+    """`--snapshot` names a location keelson cannot read (http://, ftp://, …)."""
+
+    exit_code = 2
+
+
+def check_ref(ref: str) -> None:
+    """Refuse, before anything else happens, a snapshot location that is neither a local file nor s3://bucket/key."""
+    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", ref)
+    if scheme is not None and scheme.group(1) != "s3":
+        raise UnsupportedSnapshotLocation(
+            f"--snapshot {ref}: {scheme.group(1)}:// is not supported (a local file or s3://bucket/key)",
+            hint="download the snapshot first and pass the local file",
+        )
+    if scheme is not None:
+        parse_s3_url(ref)
+    elif not Path(ref).is_file():
+        raise SnapshotRejected(f"{ref}: not a file" if Path(ref).exists() else f"{ref}: no such file")
+
+
 def obtain(cluster: Cluster, ref: str, work_dir: Path) -> VerifiedSnapshot:
     """A local path or s3://bucket/key → a verified local file (refused before anything else happens)."""
+    check_ref(ref)
     path = fetch_s3(cluster, ref, work_dir) if ref.startswith("s3://") else Path(ref)
     return verify_snapshot(path)
+
+
+@contextlib.contextmanager
+def obtained(cluster: Cluster, ref: str) -> Iterator[VerifiedSnapshot]:
+    """`obtain` into a private temp folder that is removed afterwards (with the downloaded copy, if any)."""
+    with tempfile.TemporaryDirectory(prefix="keelson-restore-") as work:
+        yield obtain(cluster, ref, Path(work))

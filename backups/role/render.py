@@ -1,7 +1,8 @@
-"""What keelson puts on each etcd member for the backup agent: paths, the agent's JSON config, the units, the env file.
+"""What keelson puts on each etcd member for the backup agent: its JSON config, the units, the env file, the backup
+host's known_hosts line.
 
-Pure functions of the inventory (and, for the env file, of the operator's environment). The role (`backups/role.py`)
-turns them into file steps; `keelson backup …` and the restore read the same paths from here.
+Pure functions of the inventory (and, for the env file, of the operator's environment); the steps turn them into
+file steps. The paths are in `defaults.py`.
 """
 
 from __future__ import annotations
@@ -11,24 +12,13 @@ import os
 import re
 from dataclasses import dataclass
 
+from backups.role.defaults import DEFAULTS
 from inventory.errors import KeelsonError
 from inventory.model import Cluster, Host, S3Target, SSHTarget
-from roles.etcd import defaults as etcd_defaults
+from roles.engine.nodes import NodeIPs
 from roles.etcd.commands import EtcdVersion, member_client_url
+from roles.pki.defaults import DEFAULTS as PKI
 from roles.templating import render
-
-AGENT_PATH = "/usr/local/lib/keelson/backup_agent.py"
-CONFIG_PATH = "/etc/keelson/backup.json"
-ENV_PATH = "/etc/keelson/backup.env"
-SECRETS_DIR = etcd_defaults.BACKUP_DIR  # the etcd role puts the agent's client cert here
-SSH_KEY_PATH = f"{SECRETS_DIR}/id_ed25519"
-KNOWN_HOSTS_PATH = f"{SECRETS_DIR}/known_hosts"
-LOCAL_DIR = "/var/backups/keelson/etcd"
-STATUS_DIR = "/var/lib/keelson/backup"
-SERVICE = "keelson-etcd-backup.service"
-TIMER = "keelson-etcd-backup.timer"
-UNIT_DIR = "/etc/systemd/system"
-RANDOMIZED_DELAY_S = 20
 
 
 class BackupConfigError(KeelsonError):
@@ -53,16 +43,20 @@ def target_display(target: S3Target | SSHTarget) -> str:
     return f"ssh {target.user}@{target.host}:{target.path}"
 
 
-def ssh_target_address(cluster: Cluster, target: SSHTarget) -> str:
-    """An inventory host name resolves to its address; anything else is used as given."""
+def ssh_target_address(cluster: Cluster, target: SSHTarget, nodes: NodeIPs | None = None) -> str:
+    """An inventory host name resolves to its node IP (the masters reach it inside the cluster); anything else is
+    used as given."""
     try:
-        return str(cluster.host(target.host).address)
+        host = cluster.host(target.host)
     except KeyError:
         return target.host
+    return str(NodeIPs.of(cluster, nodes).ip(host))
 
 
-def agent_config(cluster: Cluster, member: Host, *, etcd_version: EtcdVersion | None = None) -> dict[str, object]:
-    """The JSON the agent reads (no secrets in it: S3 keys travel in the env file)."""
+def agent_config(
+    cluster: Cluster, member: Host, *, etcd_version: EtcdVersion | None = None, nodes: NodeIPs | None = None
+) -> dict[str, object]:
+    """The JSON the agent reads (no secrets in it: S3 keys travel in the env file). `nodes`: the run's node IPs."""
     status_tool = "auto" if etcd_version is None else ("etcdutl" if etcd_version.uses_etcdutl else "etcdctl")
     targets: list[dict[str, object]] = []
     for target in cluster.backups.targets:
@@ -83,26 +77,26 @@ def agent_config(cluster: Cluster, member: Host, *, etcd_version: EtcdVersion | 
             targets.append(
                 {
                     **common,
-                    "host": ssh_target_address(cluster, target),
+                    "host": ssh_target_address(cluster, target, nodes),
                     "port": target.port,
                     "user": target.user,
                     "path": target.path,
-                    "identity": SSH_KEY_PATH,
-                    "known_hosts": KNOWN_HOSTS_PATH,
+                    "identity": DEFAULTS.ssh_key_path,
+                    "known_hosts": DEFAULTS.known_hosts_path,
                 }
             )
     return {
         "cluster": cluster.name,
         "member": member.name,
         "retention": cluster.backups.retention,
-        "local_dir": LOCAL_DIR,
-        "status_dir": STATUS_DIR,
+        "local_dir": DEFAULTS.local_dir,
+        "status_dir": DEFAULTS.status_dir,
         "etcd": {
-            "endpoint": member_client_url(cluster, member),
-            "endpoints": [member_client_url(cluster, h) for h in cluster.etcd_members],
-            "cacert": etcd_defaults.BACKUP_CA,
-            "cert": etcd_defaults.BACKUP_CERT,
-            "key": etcd_defaults.BACKUP_KEY,
+            "endpoint": member_client_url(cluster, member, nodes),
+            "endpoints": [member_client_url(cluster, h, nodes) for h in cluster.etcd_members],
+            "cacert": PKI.backup_ca,
+            "cert": PKI.backup_cert,
+            "key": PKI.backup_key,
             "etcdctl": "etcdctl",
             "status_tool": status_tool,
         },
@@ -110,8 +104,11 @@ def agent_config(cluster: Cluster, member: Host, *, etcd_version: EtcdVersion | 
     }
 
 
-def agent_config_json(cluster: Cluster, member: Host, *, etcd_version: EtcdVersion | None = None) -> str:
-    return json.dumps(agent_config(cluster, member, etcd_version=etcd_version), indent=1, sort_keys=True) + "\n"
+def agent_config_json(
+    cluster: Cluster, member: Host, *, etcd_version: EtcdVersion | None = None, nodes: NodeIPs | None = None
+) -> str:
+    config = agent_config(cluster, member, etcd_version=etcd_version, nodes=nodes)
+    return json.dumps(config, indent=1, sort_keys=True) + "\n"
 
 
 def service_unit(cluster: Cluster) -> str:
@@ -119,9 +116,9 @@ def service_unit(cluster: Cluster) -> str:
         __file__,
         "keelson-etcd-backup.service.j2",
         cluster=cluster.name,
-        agent=AGENT_PATH,
-        config=CONFIG_PATH,
-        env_file=ENV_PATH,
+        agent=DEFAULTS.agent_path,
+        config=DEFAULTS.config_path,
+        env_file=DEFAULTS.env_path,
     )
 
 
@@ -131,7 +128,7 @@ def timer_unit(cluster: Cluster) -> str:
         "keelson-etcd-backup.timer.j2",
         cluster=cluster.name,
         schedule=cluster.backups.schedule,
-        delay=RANDOMIZED_DELAY_S,
+        delay=DEFAULTS.randomized_delay_s,
     )
 
 
