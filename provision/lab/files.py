@@ -34,10 +34,19 @@ def hosts_file(hosts: list[LabHost], net: LabNetwork) -> str:
     return "\n".join(lines) + "\n"
 
 
+def resolv_conf(net: LabNetwork) -> str:
+    """A lab host's resolver: the bridge's gateway. Nothing answers DNS there (lab hosts reach no network beyond the
+    bridge; their names are in /etc/hosts): it is there because a resolver with no nameserver at all is what
+    CoreDNS's `forward . /etc/resolv.conf` refuses to start with ("no valid upstream addresses"). Cluster names are
+    answered by CoreDNS itself; names outside the cluster fail, as they would anyway."""
+    return f"# keelson lab: no DNS beyond the cluster's (names are in /etc/hosts)\nnameserver {net.gateway}\n"
+
+
 def write_identity(merged: Path, host: LabHost, hosts: list[LabHost], net: LabNetwork, pubkey: str) -> None:
     """Through the overlay's merged dir, so it lands in the host's own upper layer."""
     write_atomic(merged / "etc" / "hostname", host.name + "\n")
     write_atomic(merged / "etc" / "hosts", hosts_file(hosts, net))
+    write_atomic(merged / "etc" / "resolv.conf", resolv_conf(net))
     unit = NETWORK_UNIT.format(address=host.address, gateway=net.gateway)
     write_atomic(merged / "etc" / "systemd" / "network" / "10-lab.network", unit)
     ssh_dir = merged / "root" / ".ssh"

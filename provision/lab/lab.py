@@ -1,7 +1,8 @@
 """A lab: N full Debian hosts (systemd-nspawn on an overlay each) on a private bridge, reachable by strict SSH.
 
-`Lab.up(spec)` boots them (building the cached rootfs once), `lab.down()` leaves nothing behind, `kill`/`start`
-pull and restore one host's power. The recipe and its pitfalls are in shared/LAB.md.
+`Lab.up(spec)` boots them (building the cached rootfs once), `lab.down()` leaves nothing behind, `start` boots a
+stopped host again. Faults (power off, stop a unit, freeze, …) are in `provision.lab.faults`. The recipe and its
+pitfalls are in shared/LAB.md.
 """
 
 from __future__ import annotations
@@ -111,9 +112,9 @@ class Lab:
         spec.validate()
         host_setup.require_root()
         host_setup.ensure_host_packages()
-        base = rootfs.ensure_base()
-        host_setup.raise_inotify_limits()
         paths = LabPaths(spec.name)
+        base = rootfs.ensure_base(user=paths.state_file)
+        host_setup.raise_inotify_limits()
         existing = cls.load(spec.name) if paths.state_file.exists() else None
         if existing is not None and existing.state.spec != spec:
             raise LabError(
@@ -151,32 +152,38 @@ class Lab:
         return sorted(p.parent.name for p in root.glob("*/lab.json")) if root.exists() else []
 
     def down(self, keep_state: bool = False) -> None:
-        """Power everything off (clean, then hard after a deadline), unmount, remove cgroups, bridge and files."""
-        for host in self.state.hosts:
-            pid = self._launcher_pid(host.name)
-            if pid is not None:
+        """Power everything off, unmount, remove cgroups, bridge and files. Hosts whose disks go with them are
+        powered off hard at once (cgroup.kill): like a real machine, a host waits up to 90 s at shutdown for a
+        container that ignores SIGTERM. With `keep_state`, a clean poweroff first, hard after a deadline."""
+        running = [h.name for h in self.state.hosts if self._launcher_pid(h.name) is not None]
+        for name in running:
+            pid = self._launcher_pid(name)
+            if pid is not None and not keep_state and cgroups.can_kill(self.name, name):
+                cgroups.kill(self.name, name)
+            elif pid is not None:
                 os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT_S
-        for host in self.state.hosts:
-            if not self._wait_launcher_gone(host.name, deadline):
-                log.warning("%s: no clean poweroff in %.0f s, killing it", host.name, STOP_TIMEOUT_S)
-                self._hard_stop(host.name)
+        for name in running:
+            if not self._wait_launcher_gone(name, deadline):
+                log.warning("%s: no clean poweroff in %.0f s, killing it", name, STOP_TIMEOUT_S)
+                self._hard_stop(name)
         for host in self.state.hosts:
             self._teardown_host(host.name, keep_state)
         network.delete_link(self.net.bridge)
         network.release(self.name)
         if not keep_state:
+            rootfs.forget_user(self.paths.state_file)
             self._remove_inventory()
             shutil.rmtree(self.paths.root, ignore_errors=True)
 
     def kill(self, host_name: str) -> None:
-        """Hard power-off: every process of the host SIGKILLed at once (cgroup.kill)."""
-        host = self.host(host_name)
-        cgroups.kill(self.name, host.name)
-        if not self._wait_launcher_gone(host.name, time.monotonic() + 10):
-            raise LabError(f"{host.name}: still running after cgroup.kill")
+        """Hard power-off (the lab fault `faults.power_off`: every process SIGKILLed at once through cgroup.kill)."""
+        from provision.lab import faults
+
+        faults.power_off(self, host_name)
 
     def start(self, host_name: str) -> None:
+        """Boot a stopped host (same disk, same host key) and wait until it answers SSH; a running one is left as is."""
         host = self.host(host_name)
         if self._launcher_pid(host.name) is None:
             self._launch(host)
@@ -188,8 +195,8 @@ class Lab:
 
     # -- using the hosts -----------------------------------------------------------------------------
     def ssh_argv(self, host_name: str, command: str | None = None) -> list[str]:
-        argv = ["ssh", "-F", str(self.paths.ssh_config), self.host(host_name).name]
-        return [*argv, "--", command] if command is not None else argv
+        argv = ["ssh", "-F", str(self.paths.ssh_config), "--", self.host(host_name).name]  # `--`: no option after it
+        return [*argv, command] if command is not None else argv
 
     def run(
         self, host_name: str, command: str, check: bool = True, timeout: float = 120
@@ -227,7 +234,7 @@ class Lab:
     def memory_mib(self) -> dict[str, float]:
         out = {}
         for host in self.state.hosts:
-            used = cgroups.memory_bytes(self.name, host.name)
+            used = cgroups.memory_bytes_in(self._cgroup_dirs(host.name))
             if used is not None:
                 out[host.name] = used / 2**20
         return out
@@ -262,6 +269,8 @@ class Lab:
         pubkey = self.paths.key.with_suffix(".pub").read_text()
         files.write_identity(merged, host, self.state.hosts, self.net, pubkey)
         network.delete_link(f"vb-{self.net.machine(host.name)}")  # a hard-killed host's veth lingers (pitfall 5)
+        dirs = [str(d) for d in self._cgroup_dirs(host.name)]  # the launcher makes them: it has our cgroups
+        files.write_atomic(self.paths.cgroups_record(host.name), json.dumps(dirs, indent=1))
         logf = open(self.paths.log(host.name), "ab")  # noqa: SIM115 - handed to the child, closed below
         try:
             proc = subprocess.Popen(
@@ -328,11 +337,19 @@ class Lab:
             proc = subprocess.run(["umount", str(merged)], capture_output=True, text=True, check=False)
             if proc.returncode != 0:
                 subprocess.run(["umount", "-l", str(merged)], check=False)
-        cgroups.remove(self.name, host)
+        cgroups.remove_dirs(self._cgroup_dirs(host))
         network.delete_link(f"vb-{self.net.machine(host)}")
         self.paths.launcher_pid(host).unlink(missing_ok=True)
         if not keep_state:
             shutil.rmtree(self.paths.host_dir(host), ignore_errors=True)
+
+    def _cgroup_dirs(self, host: str) -> list[Path]:
+        """The host's cgroup folders: those its launches recorded, and those this process would make."""
+        recorded: list[str] = []
+        with contextlib.suppress(OSError, ValueError):
+            recorded = json.loads(self.paths.cgroups_record(host).read_text())
+        computed = cgroups.host_dirs(self.name, host)
+        return [*computed, *(Path(d) for d in recorded if Path(d) not in computed)]
 
     def _wait_ready(self, hosts: list[LabHost]) -> None:
         """Each host: its launcher alive, its own host key written, and sshd answering with an SSH banner."""

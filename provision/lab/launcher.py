@@ -4,7 +4,9 @@
 
 rc 133 from nspawn means the container rebooted: boot it again. Anything else (poweroff, `lab kill`) ends the loop.
 SIGTERM asks nspawn for a clean poweroff. Only nspawn is moved into the host's cgroups, never this loop, so
-cgroup.kill on the host cannot hit it (LAB.md pitfall 2). Imports stay minimal: twenty of these start at once.
+cgroup.kill on the host cannot hit it (LAB.md pitfall 2). The options that let a host run nested containers
+(own cgroups, capabilities, system calls, plain disk folders) come from provision/lab/node.py.
+Imports stay minimal: twenty of these start at once.
 """
 
 from __future__ import annotations
@@ -14,14 +16,15 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 
-from provision.lab import cgroups
+from provision.lab import cgroups, node
 
 REBOOT_RC = 133
 
 
-def nspawn_argv(root: str, machine: str, bridge: str) -> list[str]:
+def nspawn_argv(root: str, machine: str, bridge: str, extra: list[str]) -> list[str]:
     return [
         "systemd-nspawn",
         "-D",
@@ -36,6 +39,7 @@ def nspawn_argv(root: str, machine: str, bridge: str) -> list[str]:
         "--link-journal=no",
         "--resolv-conf=off",
         "--timezone=off",
+        *extra,
     ]
 
 
@@ -50,10 +54,11 @@ def main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    extra = node.prepare(lab, host, Path(root).parent)
     rc = 0
     while not loop.stop:
         child = subprocess.Popen(
-            nspawn_argv(root, machine, bridge),
+            nspawn_argv(root, machine, bridge, extra),
             stdin=subprocess.DEVNULL,
             preexec_fn=lambda: cgroups.enter(lab, host),  # noqa: PLW1509 - this launcher has one thread
         )

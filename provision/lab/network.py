@@ -13,6 +13,7 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from provision.lab.errors import LabError
 from provision.lab.paths import lab_root
@@ -73,11 +74,29 @@ def pick_index(taken: set[int], name: str) -> int:
     raise LabError(f"no free lab network: {MAX_LABS - 1} labs exist", hint="keelson lab down --name … some of them")
 
 
+# One lock for the whole machine: labs under different KEELSON_LAB_ROOTs have their own registries but share the
+# bridge names and subnets. Seen without it: two roots' labs picked index 1 at the same moment, and SSH to one
+# lab's m1 reached the other's (a changed host key).
+MACHINE_LOCK = Path("/run/lock/keelson-lab-networks.lock")
+
+
+@contextmanager
+def _machine_lock() -> Iterator[None]:
+    MACHINE_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with open(MACHINE_LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def allocate(name: str) -> LabNetwork:
-    with _registry() as reg:
+    """The lab's network, its bridge made before the machine-wide lock is released: a lab under another root then
+    sees the index taken."""
+    with _machine_lock(), _registry() as reg:
         if name not in reg:  # a bridge we did not record (another KEELSON_LAB_ROOT, a crash) is taken too
             reg[name] = pick_index(set(reg.values()) | bridge_indexes(links()), name)
-        return LabNetwork(reg[name])
+        net = LabNetwork(reg[name])
+        ensure_bridge(net)
+        return net
 
 
 def bridge_indexes(link_names: list[str]) -> set[int]:
@@ -93,11 +112,6 @@ def links() -> list[str]:
 def release(name: str) -> None:
     with _registry() as reg:
         reg.pop(name, None)
-
-
-def lookup(name: str) -> LabNetwork | None:
-    with _registry() as reg:
-        return LabNetwork(reg[name]) if name in reg else None
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

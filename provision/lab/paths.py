@@ -6,9 +6,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+DEFAULT_LAB_ROOT = Path("/var/lib/keelson/lab")
+
 
 def lab_root() -> Path:
-    return Path(os.environ.get("KEELSON_LAB_ROOT", "/var/lib/keelson/lab"))
+    return Path(os.environ.get("KEELSON_LAB_ROOT", str(DEFAULT_LAB_ROOT)))
 
 
 def cache_root() -> Path:
@@ -57,3 +59,7 @@ class LabPaths:
 
     def log(self, host: str) -> Path:
         return self.run / f"{host}.log"
+
+    def cgroups_record(self, host: str) -> Path:
+        """The host's cgroup folders as its launch made them (they depend on the launching process's own cgroups)."""
+        return self.run / f"{host}.cgroups"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import logging
 import shutil
 import subprocess
@@ -35,6 +36,8 @@ PACKAGES: tuple[str, ...] = (
     "iptables",
     "conntrack",
     "socat",
+    "ebtables",
+    "ethtool",
     "curl",
     "ca-certificates",
     "openssl",
@@ -67,7 +70,7 @@ DISABLED_UNITS: tuple[str, ...] = (
     "fstrim.timer",
     "systemd-timesyncd.service",
 )
-RECIPE_VERSION = "3"  # bump when the tweaks below change
+RECIPE_VERSION = "4"  # bump when the tweaks below change
 
 HOSTKEY_UNIT = """\
 [Unit]
@@ -81,11 +84,22 @@ ExecStart=/usr/bin/ssh-keygen -q -t ed25519 -N "" -f /etc/ssh/ssh_host_ed25519_k
 """
 SSH_DROPIN = "[Unit]\nRequires=ssh-hostkey-ed25519.service\nAfter=ssh-hostkey-ed25519.service\n"
 SSHD_CONFIG = "HostKey /etc/ssh/ssh_host_ed25519_key\nPasswordAuthentication no\nPermitRootLogin prohibit-password\n"
+# Files shipped into the rootfs as they are (path in the tree = path in the rootfs): the lab-only node adjustments.
+ROOTFS_FILES = Path(__file__).with_name("rootfs_files")
+ENABLED_UNITS: tuple[str, ...] = ("systemd-networkd.service", "keelson-lab-node.service")
+
+
+def rootfs_files() -> list[Path]:
+    return sorted(p for p in ROOTFS_FILES.rglob("*") if p.is_file())
 
 
 def recipe_hash() -> str:
-    text = "\n".join([SUITE, RECIPE_VERSION, *PACKAGES, *DISABLED_UNITS, HOSTKEY_UNIT, SSH_DROPIN, SSHD_CONFIG])
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    text = "\n".join([SUITE, RECIPE_VERSION, *PACKAGES, *DISABLED_UNITS, *ENABLED_UNITS, HOSTKEY_UNIT, SSH_DROPIN])
+    digest = hashlib.sha256((text + SSHD_CONFIG).encode())
+    for f in rootfs_files():
+        digest.update(f"\n{f.relative_to(ROOTFS_FILES)} {f.stat().st_mode & 0o777:o}\n".encode())
+        digest.update(f.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def base_dir() -> Path:
@@ -121,19 +135,54 @@ def machine_mirror(apt: Path = Path("/etc/apt")) -> str:
     return mirror
 
 
-def ensure_base() -> Path:
-    """The cached base for the current recipe, built if missing (under a lock: concurrent `lab up`s build once)."""
+def ensure_base(user: Path | None = None) -> Path:
+    """The cached base for the current recipe, built if missing (under a lock: concurrent `lab up`s build once).
+
+    `user` (a lab's state file) is recorded as using the base before the lock is released: a build of another
+    recipe removes only bases no live lab records (labs under other KEELSON_LAB_ROOTs share this cache)."""
     target = base_dir()
-    if (target / ".keelson-complete").exists():
-        return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target.parent / ".build.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        fcntl.flock(lock, fcntl.LOCK_SH)
         if (target / ".keelson-complete").exists():
+            _record_user(target, user)
             return target
-        _build(target)
-        _remove_stale(target)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (target / ".keelson-complete").exists():
+            _build(target)
+            _remove_stale(target)
+        _record_user(target, user)
     return target
+
+
+def _users() -> Path:
+    return cache_root() / "users"
+
+
+def _record_user(base: Path, user: Path | None) -> None:
+    if user is None:
+        return
+    _users().mkdir(exist_ok=True)
+    name = hashlib.sha256(str(user.resolve()).encode()).hexdigest()[:16]
+    (_users() / name).write_text(json.dumps({"base": str(base.resolve()), "lab": str(user.resolve())}))
+
+
+def forget_user(user: Path) -> None:
+    """A lab that went down no longer holds its base."""
+    name = hashlib.sha256(str(user.resolve()).encode()).hexdigest()[:16]
+    (_users() / name).unlink(missing_ok=True)
+
+
+def _held(base: Path) -> bool:
+    """Some lab whose state still exists recorded this base (a stopped lab's hosts boot from it again)."""
+    for entry in _users().glob("*") if _users().is_dir() else []:
+        try:
+            data = json.loads(entry.read_text())
+        except (OSError, ValueError):
+            continue
+        if data.get("base") == str(base.resolve()) and Path(str(data.get("lab"))).exists():
+            return True
+    return False
 
 
 def _build(target: Path) -> None:
@@ -157,7 +206,8 @@ def _build(target: Path) -> None:
 
 
 def _tweak(base: Path) -> None:
-    """LAB.md's tweaks: every host gets its own machine-id and host key on first boot; no DNS; networkd on."""
+    """LAB.md's tweaks: every host gets its own machine-id and host key on first boot; no DNS; networkd on; the
+    lab-only node adjustments (provision/lab/node.py) shipped and enabled."""
     (base / "etc" / "hostname").unlink(missing_ok=True)
     for key in (base / "etc" / "ssh").glob("ssh_host_*"):
         key.unlink()
@@ -175,9 +225,12 @@ def _tweak(base: Path) -> None:
     (base / "etc" / "default" / "locale").touch()
     root_ssh = base / "root" / ".ssh"
     root_ssh.mkdir(mode=0o700, exist_ok=True)
-    subprocess.run(
-        ["systemctl", f"--root={base}", "enable", "systemd-networkd.service"], check=True, capture_output=True
-    )
+    for f in rootfs_files():
+        target = base / f.relative_to(ROOTFS_FILES)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(f, target)
+        target.chmod(f.stat().st_mode & 0o777)
+    subprocess.run(["systemctl", f"--root={base}", "enable", *ENABLED_UNITS], check=True, capture_output=True)
     subprocess.run(
         ["systemctl", f"--root={base}", "disable", *DISABLED_UNITS], check=False, capture_output=True
     )  # some units may not exist: that is fine
@@ -185,11 +238,18 @@ def _tweak(base: Path) -> None:
 
 def _remove_stale(keep: Path) -> None:
     for old in keep.parent.glob("base-*"):
-        if old != keep and old.is_dir() and not _in_use(old):
+        if old != keep and old.is_dir() and not _in_use(old) and not _held(old):
             log.info("removing stale rootfs %s", old.name)
             shutil.rmtree(old, ignore_errors=True)
 
 
 def _in_use(base: Path) -> bool:
-    mounts = Path("/proc/self/mounts").read_text()
-    return f"lowerdir={base}," in mounts or f"lowerdir={base}:" in mounts
+    """An overlay mounted on this base, by any path to it: labs under other KEELSON_LAB_ROOTs reach the shared cache
+    through their own `cache` symlink, so the mount table names it by another path."""
+    real = base.resolve()
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        for option in line.split()[3].split(",") if len(line.split()) > 3 else []:
+            lower = option.removeprefix("lowerdir=").split(":") if option.startswith("lowerdir=") else []
+            if any(Path(d).resolve() == real for d in lower):
+                return True
+    return False

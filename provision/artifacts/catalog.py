@@ -1,0 +1,112 @@
+"""Which versions make up one artifact set, per supported Kubernetes release, and the image names kubeadm expects.
+
+A Kubernetes release pins the versions of its companions the way kubeadm does (`cmd/kubeadm/app/constants`:
+pause, CoreDNS) and `build/dependencies.yaml` (CNI plugins, crictl). Adding a release: run
+`keelson artifacts pin --kubernetes vX.Y.Z` in a checkout (writes the Go recipes), then add a line here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from inventory.errors import KeelsonError
+
+
+@dataclass(frozen=True)
+class Release:
+    kubernetes: str  # "v1.37.2"
+    pause: str  # "3.10.2" (kubeadm's constants.PauseVersion)
+    coredns: str  # "v1.14.6" (kubeadm's constants.CoreDNSVersion)
+    crictl: str  # cri-tools, same minor as Kubernetes where released
+    cni_plugins: str  # containernetworking/plugins
+    flannel: str  # flannel-io/flannel (the daemon)
+    flannel_cni: str  # the `flannel` CNI meta plugin: containernetworking/plugins before it moved out (v0.9.1)
+    agnhost: str  # Kubernetes' test image (test/images/agnhost/VERSION of this release)
+    kube_router: str  # NetworkPolicy for flannel: kube-router's firewall controller alone (as k3s embeds it)
+    etcd: str  # keelson's external etcd (kubeadm's MinExternalEtcdVersion for 1.37 is 3.5.24)
+
+    @property
+    def minor(self) -> tuple[int, int]:
+        major, minor, _ = self.kubernetes.lstrip("v").split(".")
+        return int(major), int(minor)
+
+    # Image names exactly as kubeadm and the manifests ask for them.
+    def control_plane_image(self, component: str) -> str:
+        return f"registry.k8s.io/{component}:{self.kubernetes}"
+
+    @property
+    def pause_image(self) -> str:
+        return f"registry.k8s.io/pause:{self.pause}"
+
+    @property
+    def coredns_image(self) -> str:
+        return f"registry.k8s.io/coredns/coredns:{self.coredns}"
+
+    @property
+    def flannel_image(self) -> str:
+        return f"ghcr.io/flannel-io/flannel:{self.flannel}"
+
+    @property
+    def kube_router_image(self) -> str:
+        return f"docker.io/cloudnativelabs/kube-router:{self.kube_router}"
+
+    @property
+    def agnhost_image(self) -> str:
+        return f"registry.k8s.io/e2e-test-images/agnhost:{self.agnhost}"
+
+
+RELEASES: dict[str, Release] = {
+    r.kubernetes: r
+    for r in (
+        # The previous minor, so that `keelson upgrade` runs for real between two releases built here (the newest
+        # v1.36 patch the Go module proxy serves). Only its Kubernetes binaries are its own: it shares every companion
+        # with v1.37.2, so a cold build compiles one module. kubeadm v1.36 asks for CoreDNS v1.14.2
+        # (constants.CoreDNSVersion); keelson's ClusterConfiguration sets dns.imageTag to the release's CoreDNS, so
+        # the cluster runs v1.14.6 before and after an upgrade. cri-tools has no v1.36 on the proxy and crictl speaks
+        # CRI v1 to any containerd. agnhost is built from this release's module (test/images/agnhost/VERSION 2.63.0).
+        Release(
+            kubernetes="v1.36.3",
+            pause="3.10.2",
+            coredns="v1.14.6",
+            crictl="v1.37.0",
+            cni_plugins="v1.9.1",
+            flannel="v0.28.10",
+            flannel_cni="v0.9.1",
+            agnhost="2.63.0",
+            kube_router="v2.1.0",
+            etcd="v3.6.16",
+        ),
+        Release(
+            kubernetes="v1.37.2",
+            pause="3.10.2",
+            coredns="v1.14.6",
+            crictl="v1.37.0",
+            cni_plugins="v1.9.1",
+            flannel="v0.28.10",
+            flannel_cni="v0.9.1",
+            agnhost="2.66.1",
+            kube_router="v2.1.0",
+            etcd="v3.6.16",
+        ),
+    )
+}
+DEFAULT_KUBERNETES = "v1.37.2"
+
+
+def normalise(version: str) -> str:
+    """'1.37.2' and 'v1.37.2' are the same release."""
+    version = version.strip()
+    return version if version.startswith("v") else f"v{version}"
+
+
+def release(version: str) -> Release:
+    v = normalise(version)
+    if not re.fullmatch(r"v\d+\.\d+\.\d+", v):
+        raise KeelsonError(f"{version!r} is not a Kubernetes version (want e.g. {DEFAULT_KUBERNETES})")
+    if v not in RELEASES:
+        raise KeelsonError(
+            f"Kubernetes {v} has no build recipe in this keelson",
+            hint="supported: " + ", ".join(sorted(RELEASES)) + " (keelson artifacts pin adds one)",
+        )
+    return RELEASES[v]

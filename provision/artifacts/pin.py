@@ -1,0 +1,98 @@
+"""Write the Go recipes of a release into the source tree (a maintainer's tool: `keelson artifacts pin`).
+
+For each component: a go.mod requiring the upstream module at the release's version (Kubernetes: with every staging
+module replaced by its published v0.Y.Z, since k8s.io/kubernetes' own go.mod points them at ./staging), its
+targets recorded as `tool` directives, our own main packages copied in, then `go mod tidy` writes go.sum.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+from provision.artifacts.catalog import Release
+from provision.artifacts.gotool import BuildError, go_env, run_go
+from provision.artifacts.recipes import Recipe, recipes_for
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+OWN_MAINS = {
+    ("kubernetes", "./cmd/kube"): TEMPLATES / "kube-main.go",
+    ("coredns", "./cmd/coredns"): TEMPLATES / "coredns-main.go",
+}
+# Modules a component links but the module proxy does not serve: replaced by a labelled stand-in (cloud SDKs only).
+STUBS = {
+    "flannel": {"github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/vpc": TEMPLATES / "stubs/tencentcloud-vpc"}
+}
+
+
+def _upstream_gomod(module: str, version: str, cwd: Path) -> str:
+    info = json.loads(run_go(["mod", "download", "-json", f"{module}@{version}"], cwd=cwd, env=_pin_env()))
+    if "Error" in info:
+        raise BuildError(f"{module}@{version}: {info['Error']}")
+    return Path(info["GoMod"]).read_text()
+
+
+def _pin_env() -> dict[str, str]:
+    env = go_env()
+    env["GOFLAGS"] = "-mod=mod -buildvcs=false"
+    return env
+
+
+def _module_of(recipe: Recipe) -> str:
+    known = {
+        "kubernetes": "k8s.io/kubernetes",
+        "cri-tools": "sigs.k8s.io/cri-tools",
+        "cni-plugins": "github.com/containernetworking/plugins",
+        "flannel-cni": "github.com/containernetworking/plugins",
+        "coredns": "github.com/coredns/coredns",
+        "flannel": "github.com/flannel-io/flannel",
+        "kube-router": "github.com/cloudnativelabs/kube-router/v2",
+        "etcd": "go.etcd.io/etcd/server/v3",
+    }
+    return known[recipe.component]
+
+
+def pin_recipe(recipe: Recipe, release: Release) -> Path:
+    module = _module_of(recipe)
+    target = recipe.dir
+    work = target.with_name(target.name + ".pinning")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    upstream = _upstream_gomod(module, recipe.version, work)
+    go_line = re.search(r"^go (\S+)$", upstream, re.M)
+    lines = [f"module keelson.local/recipes/{recipe.component}", "", f"go {go_line.group(1) if go_line else '1.26'}"]
+    lines += ["", *re.findall(r"^godebug .*$", upstream, re.M)]
+    lines += ["", f"require {module} {recipe.version}"]
+    if recipe.component == "kubernetes":
+        staging = re.findall(r"^\s+(k8s\.io/\S+) => \./staging/", upstream, re.M)
+        staging_version = "v0." + release.kubernetes.split(".", 1)[1]
+        lines += ["", "replace ("] + [f"\t{m} => {m} {staging_version}" for m in staging] + [")"]
+    stubs = STUBS.get(recipe.component, {})
+    if stubs:
+        lines += ["", "replace ("] + [f"\t{m} => ./stubs/{src.name}" for m, src in stubs.items()] + [")"]
+        for src in stubs.values():
+            shutil.copytree(src, work / "stubs" / src.name)
+    (work / "go.mod").write_text("\n".join(lines) + "\n")
+    for t in recipe.targets:
+        own = OWN_MAINS.get((recipe.component, t.package))
+        if own is not None:
+            dest = work / t.package.removeprefix("./") / "main.go"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(own, dest)
+    tools = [f"{t.package}@{recipe.version}" for t in recipe.targets if not t.package.startswith("./")]
+    if tools:
+        run_go(["get", "-tool", *tools], cwd=work, env=_pin_env())
+    else:
+        run_go(["get", f"{module}@{recipe.version}"], cwd=work, env=_pin_env())
+    if recipe.raise_deps:
+        run_go(["get", *recipe.raise_deps], cwd=work, env=_pin_env())
+    run_go(["mod", "tidy"], cwd=work, env=_pin_env())
+    shutil.rmtree(target, ignore_errors=True)
+    work.rename(target)
+    return target
+
+
+def pin(release: Release, components: set[str] | None = None) -> list[Path]:
+    return [pin_recipe(r, release) for r in recipes_for(release) if components is None or r.component in components]

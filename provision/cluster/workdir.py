@@ -1,0 +1,124 @@
+"""The private folder a Pulumi-driven run works in: the operator state, the SSH key and known_hosts, written from
+the stack's secrets for the length of one call and removed after it.
+
+Under the CLI the operator state is a folder (~/.local/share/keelson/<cluster>/); under Pulumi it is a secret
+map (relative path → base64 content) carried by the cluster's resources, so it lives encrypted in the stack's state.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import yaml
+
+from inventory.errors import KeelsonError
+from inventory.loader import parse_inventory
+from inventory.model import Cluster
+from roles.state import StateDir
+
+StateFiles = dict[str, str]  # relative path -> base64 of the content
+
+
+@contextmanager
+def private_dir(prefix: str = "keelson-pulumi-") -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix=prefix))  # 0700
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _safe(relative: str) -> PurePosixPath:
+    path = PurePosixPath(relative)
+    if path.is_absolute() or not path.parts or ".." in path.parts:
+        raise KeelsonError(f"state file name {relative!r} is not a plain relative path")
+    return path
+
+
+def write_state(folder: Path, files: Mapping[str, str]) -> StateDir:
+    state = StateDir(folder)
+    state.ensure()
+    for relative, content in files.items():
+        state.write(str(_safe(relative)), base64.b64decode(content))
+    return state
+
+
+def read_state(folder: Path) -> StateFiles:
+    if not folder.exists():
+        return {}
+    return {
+        str(path.relative_to(folder)): base64.b64encode(path.read_bytes()).decode()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and not path.name.startswith(".")
+    }
+
+
+def merged(upstream: Mapping[str, str] | None, own: Mapping[str, str] | None) -> StateFiles:
+    """What a resource runs with: what it made itself last time (a key only its phases generate), under what the
+    resources before it pass on (they win: a re-issued certificate replaces the old one)."""
+    return {**(own or {}), **(upstream or {})}
+
+
+@dataclass(frozen=True)
+class Access:
+    """How the engine reaches the hosts in a Pulumi run (all from the stack: the key and the env are secrets)."""
+
+    private_key: str  # OpenSSH private key text
+    known_hosts: str  # known_hosts lines (each host's key, never learnt off the network)
+    env: Mapping[str, str]  # variables the inventory names: S3 credentials (credentials_env), sudo passwords
+
+    @classmethod
+    def from_props(cls, props: Mapping[str, Any]) -> Access:
+        return cls(str(props.get("privateKey") or ""), str(props.get("knownHosts") or ""), dict(props.get("env") or {}))
+
+
+def cluster_from(inventory: Mapping[str, Any], key: Path | None = None, known_hosts: Path | None = None) -> Cluster:
+    """The inventory the program passed, validated by the same loader and rules as a file; with the run's private
+    key and known_hosts in place of whatever paths it had (every host uses the stack's key)."""
+    data = copy.deepcopy(dict(inventory))
+    ssh = dict(data.get("ssh") or {})
+    if key is not None:
+        ssh["key"] = str(key)
+        for host in data.get("hosts") or []:
+            if isinstance(host, dict) and isinstance(host.get("ssh"), dict):
+                host["ssh"].pop("key", None)
+    if known_hosts is not None:
+        ssh["known_hosts"] = str(known_hosts)
+    data["ssh"] = ssh
+    return parse_inventory(yaml.safe_dump(data, sort_keys=False), source="<stack inventory>")
+
+
+def export_env(env: Mapping[str, str]) -> None:
+    """The roles read S3 credentials and sudo passwords from the process environment (the variables the inventory
+    names). A dynamic provider process serves one stack, so the values are the same for every resource: set once."""
+    for name, value in env.items():
+        if os.environ.get(name) != value:
+            os.environ[name] = value
+
+
+@contextmanager
+def run_folder(
+    access: Access, inventory: Mapping[str, Any], state: Mapping[str, str]
+) -> Iterator[tuple[Cluster, Path]]:
+    """(cluster, state dir) inside a private folder holding the key, known_hosts and state; removed afterwards."""
+    with private_dir() as work:
+        key = work / "id"
+        key.write_text(access.private_key if access.private_key.endswith("\n") else access.private_key + "\n")
+        key.chmod(0o600)
+        known = work / "known_hosts"
+        known.write_text(access.known_hosts)
+        known.chmod(0o600)
+        export_env(access.env)
+        cluster = cluster_from(inventory, key, known)
+        state_dir = work / "state"
+        write_state(state_dir, state)
+        yield cluster, state_dir
