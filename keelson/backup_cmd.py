@@ -55,6 +55,9 @@ def list_(
 
     listing = backup_list(load_inventory(inventory), offsite=offsite)
     typer.echo(json.dumps(listing.as_dict()) if as_json else listing.describe())
+    if not listing.ok:
+        typer.echo("error: no etcd member answered: nothing to list", err=True)
+        raise typer.Exit(1)
 
 
 def restore(
@@ -62,14 +65,21 @@ def restore(
     snapshot: Annotated[str, typer.Option("--snapshot", help="a local file or s3://bucket/key", show_default=False)],
     yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="verify and print the plan; change nothing")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="a JSON event stream on stdout instead of progress")] = False,
 ) -> None:
     """Restore etcd on every member from one snapshot (verified first; the old data dirs are kept)."""
-    from backups.restore import restore_cluster
+    from backups.snapshots import check_ref, obtained
     from inventory.loader import load_inventory
+    from keelson.engine_cmd import run
+    from roles.plans import restore as restore_plan
 
+    check_ref(snapshot)  # an unsupported scheme or a missing file is refused before the question
     cluster = load_inventory(inventory)
-    if not yes and not dry_run:
-        typer.confirm(
-            f"Restore cluster {cluster.name} from {snapshot}? etcd and the apiservers stop on every member", abort=True
-        )
-    restore_cluster(cluster, snapshot, typer.echo, dry_run=dry_run)
+    with obtained(cluster, snapshot) as verified:  # a bad snapshot stops here, exit 3, before anything is touched
+        if not yes and not dry_run:
+            typer.confirm(
+                f"Restore cluster {cluster.name} from {verified.name}? etcd and the apiservers stop on every member",
+                abort=True,
+                err=True,
+            )
+        run(restore_plan.plan(cluster, verified), cluster, dry_run, as_json)

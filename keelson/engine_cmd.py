@@ -3,12 +3,33 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from inventory.errors import KeelsonError
+
+if TYPE_CHECKING:
+    from inventory.model import Cluster
+    from roles.engine.context import RunContext
+    from roles.engine.phase import Plan
+
+
+class BadOption(KeelsonError):
+    """A bad --only/--hosts/--state-dir value: exit 2, like any other usage error."""
+
+    exit_code = 2
+
+
 Inventory = Annotated[Path, typer.Option("--inventory", "-i", help="inventory YAML", show_default=False)]
-Only = Annotated[list[str] | None, typer.Option("--only", help="run only this phase (repeatable), e.g. containerd")]
+Only = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--only",
+        help="run only this role's phases or this phase (repeatable): a role such as containerd, etcd, pki, "
+        "loadbalancer, or a phase slug such as etcd-binaries",
+    ),
+]
 Hosts = Annotated[str | None, typer.Option("--hosts", help="comma-separated host names to limit the run to")]
 Concurrency = Annotated[int, typer.Option("--concurrency", help="hosts worked on at once", min=1)]
 Json = Annotated[bool, typer.Option("--json", help="a JSON event stream on stdout instead of progress")]
@@ -28,34 +49,81 @@ def _run(
     tofu: bool,
     state_dir: Path | None,
 ) -> None:
+    from inventory.loader import load_inventory
+    from roles.plans import apply
+
+    cluster = load_inventory(inventory)
+    if not dry_run:
+        apply.refuse_unapplied_cni(cluster, only)
+    run(apply.plan(cluster), cluster, dry_run, as_json, only=only, hosts=hosts, concurrency=concurrency, tofu=tofu,
+        state_dir=state_dir)  # fmt: skip
+
+
+def run(
+    plan: Plan,
+    cluster: Cluster,
+    dry_run: bool,
+    as_json: bool,
+    *,
+    only: list[str] | None = None,
+    hosts: str | None = None,
+    concurrency: int = 32,
+    tofu: bool = False,
+    state_dir: Path | None = None,
+) -> None:
+    """Every plan the CLI runs goes through here: the same runner, rich progress or `--json` events, exit 1 on a
+    failure."""
+    from roles.engine.phase import role_names, unknown_names
+    from roles.engine.runner import run_plan
+
+    bad = unknown_names(plan.phases, only or [])
+    if bad:
+        raise BadOption(
+            f"--only {', '.join(bad)}: no such role or phase",
+            hint=f"roles: {', '.join(role_names(plan.phases))}; phases: {', '.join(p.slug for p in plan.phases)}",
+        )
+    rc = run_context(
+        cluster, dry_run, as_json, only=only, hosts=hosts, concurrency=concurrency, tofu=tofu, state_dir=state_dir
+    )
+    report = run_plan(plan, rc)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def run_context(
+    cluster: Cluster,
+    dry_run: bool,
+    as_json: bool,
+    *,
+    only: list[str] | None = None,
+    hosts: str | None = None,
+    concurrency: int = 32,
+    tofu: bool = False,
+    state_dir: Path | None = None,
+) -> RunContext:
+    """The run context every CLI plan runs with: --hosts checked, the state dir made, progress or JSON events."""
     from rich.console import Console
 
-    from inventory.errors import KeelsonError
-    from inventory.loader import load_inventory
     from keelson.render import RichProgress
     from roles.engine.context import RunContext
     from roles.engine.events import JsonLines
-    from roles.engine.runner import run_plan
-    from roles.plan import cluster_plan
     from roles.state import StateDir
 
-    cluster = load_inventory(inventory)
     names = frozenset(n.strip() for n in hosts.split(",") if n.strip()) if hosts else None
     unknown = sorted((names or frozenset()) - {h.name for h in cluster.hosts})
     if unknown:
-        raise KeelsonError(f"--hosts names unknown hosts: {', '.join(unknown)}", hint="see keelson inventory show")
-    plan = cluster_plan(cluster)
-    if only:
-        titles = {p.slug for p in plan} | {p.slug.split("-")[0] for p in plan} | {p.title.lower() for p in plan}
-        bad = [o for o in only if o.lower() not in titles]
-        if bad:
-            raise KeelsonError(
-                f"--only {', '.join(bad)}: no such phase", hint="phases: " + ", ".join(p.slug for p in plan)
-            )
+        raise BadOption(f"--hosts names unknown hosts: {', '.join(unknown)}", hint="see keelson inventory show")
     state = StateDir(state_dir) if state_dir else StateDir.for_cluster(cluster.name)
-    state.ensure()
+    try:
+        state.ensure()
+    except OSError as exc:
+        raise BadOption(
+            f"state dir {state.path}: cannot use it: {exc.strerror or exc}",
+            hint="the state dir (--state-dir, default ~/.local/share/keelson/<cluster>) must be a folder keelson can "
+            "create and write: it holds the cluster's CA and keys",
+        ) from None
     sink = JsonLines() if as_json else RichProgress(Console(stderr=False, highlight=False), dry_run)
-    rc = RunContext(
+    return RunContext(
         cluster,
         state.path,
         dry_run=dry_run,
@@ -65,9 +133,6 @@ def _run(
         trust_on_first_use=tofu,
         events=sink,
     )
-    report = run_plan(plan, rc)
-    if not report.ok:
-        raise typer.Exit(1)
 
 
 def plan(

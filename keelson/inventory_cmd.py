@@ -21,6 +21,7 @@ def validate(
     """Check an inventory with no network: schema, then the cluster rules. Exit 2 on any problem."""
     from inventory.errors import InventoryError
     from inventory.loader import load_inventory
+    from inventory.rules import notes
 
     try:
         cluster = load_inventory(file)
@@ -41,10 +42,13 @@ def validate(
         "windows_workers": sum(1 for h in cluster.workers if h.os.value == "windows"),
         "endpoint": cluster.api_endpoint,
         "load_balancer": cluster.control_plane.load_balancer,
+        "notes": notes(cluster),
     }
     if as_json:
         typer.echo(json.dumps(summary))
         return
+    for note in notes(cluster):
+        typer.echo(f"note: {note}", err=True)
     typer.echo(
         f"{file}: ok — cluster {cluster.name}, {summary['hosts']} hosts ({summary['masters']} masters, "
         f"{summary['workers']} workers, {summary['etcd_members']} etcd), API at {cluster.api_endpoint} "
@@ -62,13 +66,15 @@ def show(file: FileArg) -> None:
 
     cluster = load_inventory(file)
     table = Table(title=f"cluster {cluster.name} — API {cluster.api_endpoint}")
-    for column in ("host", "address", "roles", "os", "ssh"):
+    for column in ("host", "address", "node IP", "roles", "os", "ssh"):
         table.add_column(column)
     for host in cluster.hosts:
         ssh = cluster.ssh_for(host)
+        node_ip = cluster.spec_node_ip(host)
         table.add_row(
             host.name,
             str(host.address),
+            str(node_ip) if node_ip is not None else "discovered at run time",
             ", ".join(r.value for r in host.roles),
             host.os.value,
             f"{ssh.user}@{host.address}:{ssh.port}",
@@ -78,18 +84,66 @@ def show(file: FileArg) -> None:
 
 @app.command("import")
 def import_(
-    kind: Annotated[Literal["kubespray", "k0sctl"], typer.Argument(help="the format of FILE")],
-    file: Annotated[Path, typer.Argument(help="kubespray hosts.yaml or k0sctl.yaml", show_default=False)],
+    kind: Annotated[Literal["kubespray", "k0sctl"], typer.Argument(help="the tool FILE comes from")],
+    file: Annotated[
+        Path,
+        typer.Argument(help="kubespray inventory.ini or hosts.yaml, or k0sctl.yaml", show_default=False),
+    ],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="write here instead of stdout")] = None,
     vip: Annotated[str | None, typer.Option(help="VIP ADDRESS/PREFIX when FILE has none")] = None,
     name: Annotated[str | None, typer.Option(help="cluster name when FILE has none")] = None,
+    fmt: Annotated[
+        Literal["auto", "ini", "yaml"],
+        typer.Option(
+            "--format",
+            help="kubespray only: INI or YAML; auto = by extension (.ini/.cfg, .yaml/.yml/.json), else by content",
+        ),
+    ] = "auto",
 ) -> None:
-    """Convert another tool's inventory into a keelson inventory; the result is validated before it is written."""
+    """Convert another tool's inventory into a keelson inventory; the result is validated before it is written.
+    Notes on what was left out or changed go to stderr (and into the file as comments). `-o` creates missing parent
+    folders (as `keelson lab up` does for inventory/generated/)."""
     from inventory.importers import import_file
 
-    text, cluster = import_file(kind, file, vip=vip, name=name)
+    result = import_file(kind, file, vip=vip, name=name, fmt=fmt)
+    for note in result.notes:
+        typer.echo(f"note: {note}", err=True)
     if out is None:
-        typer.echo(text, nl=False)
+        typer.echo(result.text, nl=False)
         return
-    out.write_text(text, encoding="utf-8")
+    _write_output(out, result.text)
+    cluster = result.cluster
     typer.echo(f"{out}: cluster {cluster.name}, {len(cluster.hosts)} hosts, imported from {kind} {file}", err=True)
+
+
+def _write_output(out: Path, text: str) -> None:
+    """Write `text` to `out` whole or not at all (temp file + rename), making missing parent folders; a path that
+    cannot be written is a KeelsonError that says why."""
+    import os
+    import tempfile
+
+    from inventory.errors import KeelsonError
+
+    if out.is_dir():
+        raise KeelsonError(f"-o {out}: is a directory", hint=f"name a file, e.g. -o {out / 'cluster.yaml'}")
+    blocker = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise KeelsonError(f"-o {out}: {blocker} is a file, not a folder")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise KeelsonError(f"-o {out}: cannot make the folder {out.parent}: {exc.strerror or exc}") from None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    except OSError as exc:
+        raise KeelsonError(f"-o {out}: cannot write in {out.parent}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise KeelsonError(f"-o {out}: cannot write: {exc.strerror or exc}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -93,18 +93,18 @@ def ssh(
 @app.command()
 def kill(host: str, name: NameOpt = "lab") -> None:
     """Hard power-off of HOST (every process SIGKILLed at once), for fault tests."""
-    from provision.lab import Lab
+    from provision.lab import Lab, faults
 
-    Lab.load(name).kill(host)
+    faults.power_off(Lab.load(name), host)
     typer.echo(f"{host}: powered off", err=True)
 
 
 @app.command()
 def start(host: str, name: NameOpt = "lab") -> None:
     """Boot HOST again (same disk, same host key) and wait until SSH answers."""
-    from provision.lab import Lab
+    from provision.lab import Lab, faults
 
-    Lab.load(name).start(host)
+    faults.power_on(Lab.load(name), host)
     typer.echo(f"{host}: up", err=True)
 
 

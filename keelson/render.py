@@ -37,7 +37,12 @@ class RichProgress:
             self._handle(event)
 
     def _handle(self, event: ev.Event) -> None:
-        if isinstance(event, ev.PhaseStarted):
+        if isinstance(event, ev.NotAppliedYet):
+            line = f"not applied yet by this version: {', '.join(event.sections)}"
+            self.console.print(Text(line, style="yellow"), soft_wrap=True)
+        elif isinstance(event, ev.PlanNote):
+            self.console.print(event.message, soft_wrap=True)
+        elif isinstance(event, ev.PhaseStarted):
             self.phase = event.phase
             self.state = dict.fromkeys(event.hosts, "running")
             if self.console.is_terminal:
@@ -79,6 +84,7 @@ class RichProgress:
         line.append(f", {event.changed} {word}", style="yellow" if event.changed else "")
         if event.failed:
             line.append(f", {event.failed} failed", style="bold red")
+        line.append(f" ({event.seconds:.1f} s)", style="dim")
         self.console.print(line)
 
     def _summary(self, event: ev.RunFinished) -> None:
@@ -101,5 +107,43 @@ class RichProgress:
         self.console.print(Text(f"{verdict} in {event.seconds:.2f} s", style="green" if event.ok else "bold red"))
 
 
-def summary_dict(event: ev.RunFinished) -> dict[str, Any]:
-    return event.to_dict()
+class StepProgress:
+    """Progress of a long build, step by step: a spinner and the elapsed time of the running step (a terminal), or
+    one line when each step starts and ends (logs). On stderr; `quiet` shows nothing."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self.console = Console(stderr=True, highlight=False)
+        self.quiet = quiet
+        self.progress = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=self.console
+        )
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> StepProgress:
+        if not self.quiet and self.console.is_terminal:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress.live.is_started:
+            self.progress.stop()
+
+    def __call__(self, event: Any) -> None:
+        if self.quiet:
+            return
+        live = self.progress.live.is_started
+        if not event.finished:
+            if live:
+                self.tasks[event.title] = self.progress.add_task(event.title, total=None)
+            else:
+                self.console.print(f"… {event.title}")
+            return
+        line = Text(f"✓ {event.title} ", style="green")
+        line.append(f"({event.seconds:.1f} s)", style="dim")
+        if live and event.title in self.tasks:
+            self.progress.remove_task(self.tasks.pop(event.title))
+            self.progress.console.print(line)
+        else:
+            self.console.print(line)
