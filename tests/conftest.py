@@ -1,4 +1,5 @@
-"""Shared fixtures. Lab tests (marker `lab`) boot real Debian hosts; they are skipped only where that is impossible.
+"""Shared fixtures. Lab tests (marker `lab`) boot real Debian hosts; they are skipped only where that is impossible
+(no root, no systemd-nspawn, no cgroup v2), and under CI=true they fail there instead of skipping.
 
     lab            a running 3-master + 2-worker lab for the whole session (name `t-main`)
     lab_factory    lab_factory(name, masters=3, workers=2, lbs=0) -> a running Lab, torn down at session end
@@ -17,6 +18,11 @@ import pytest
 from provision.lab import Lab, LabSpec
 
 
+def in_ci() -> bool:
+    """CI=true (GitHub Actions, GitLab CI and most others set it; `.ci/run` sets it)."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
 def lab_unavailable() -> str | None:
     if os.geteuid() != 0:
         return "lab tests need root (they mount overlays and boot systemd-nspawn containers)"
@@ -27,13 +33,17 @@ def lab_unavailable() -> str | None:
     return None
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Without root, nspawn or cgroup v2, a lab test skips with the reason — except under CI=true, where it fails:
+    a CI run that skipped the lab would be green without having tested it."""
+    if "lab" not in item.keywords:
+        return
     reason = lab_unavailable()
     if reason is None:
         return
-    for item in items:
-        if "lab" in item.keywords:
-            item.add_marker(pytest.mark.skip(reason=reason))
+    if in_ci():
+        pytest.fail(f"CI=true and a lab prerequisite is missing: {reason}", pytrace=False)
+    pytest.skip(reason)
 
 
 LabFactory = Callable[..., Lab]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,20 +13,26 @@ from pathlib import Path
 import pytest
 import yaml
 
-from backups import config
+from backups import agent
 from backups.operations import backup_list, backup_now
-from backups.restore import restore_cluster
+from backups.role import render
+from backups.role.defaults import DEFAULTS
 from backups.snapshots import SnapshotRejected
 from inventory.loader import load_inventory
 from inventory.model import Cluster
-from provision.lab import Lab
-from tests.backup_helpers import S3Endpoint, digest_script, etcdctl_on, moto_s3, put_keys_script, s3_env
+from provision.bench.etcd_keys import digest_script, etcdctl_on, put_keys_script
+from provision.lab import Lab, faults
+from provision.lab.s3_endpoint import S3Endpoint, moto_s3, s3_env
+from roles.engine.events import Event, PhaseFinished
+from roles.plans import restore
+from roles.state import StateDir
 
 pytestmark = pytest.mark.lab
 
 BUCKET = "etcd-backups"
 PREFIX = "bk-main/"
 BACKUP_PATH = "/var/backups/keelson"
+RETENTION = 2
 
 
 @dataclass
@@ -49,7 +56,7 @@ def with_backups(lab: Lab, s3: S3Endpoint, out: Path) -> Path:
     data = yaml.safe_load(lab.inventory_path.read_text())
     data["backups"] = {
         "schedule": "*:0/30",
-        "retention": 3,
+        "retention": RETENTION,
         "targets": [
             {"kind": "s3", "bucket": BUCKET, "prefix": PREFIX, "endpoint_url": s3.url},
             {"kind": "ssh", "host": "w1", "path": BACKUP_PATH},
@@ -82,11 +89,11 @@ def bk(lab_factory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backup
 
 
 def test_timer_is_installed_and_the_backup_succeeds_with_a_member_down(bk: BackupLab) -> None:
-    assert bk.run("m1", f"systemctl is-enabled {config.TIMER}; systemctl is-active {config.TIMER}").split() == [
+    assert bk.run("m1", f"systemctl is-enabled {DEFAULTS.timer}; systemctl is-active {DEFAULTS.timer}").split() == [
         "enabled",
         "active",
     ]
-    bk.lab.kill("m3")
+    faults.power_off(bk.lab, "m3")
     try:
         result = backup_now(bk.cluster)  # `systemctl start` of the timer's own service on each reachable member
         assert result.ok, result.describe()
@@ -94,10 +101,10 @@ def test_timer_is_installed_and_the_backup_succeeds_with_a_member_down(bk: Backu
         [taker] = result.taken_by
         run = result.runs[taker]
         name = run["snapshot"]
-        assert set(run["copies"]) == {t for t in (config.target_id(x) for x in bk.cluster.backups.targets)}
+        assert set(run["copies"]) == {t for t in (render.target_id(x) for x in bk.cluster.backups.targets)}
         for other in {"m1", "m2"} - {taker}:
             assert result.runs[other]["outcome"] == "skipped"
-        local = bk.run(taker, f"cat {config.LOCAL_DIR}/{name}.sha256").split()[0]
+        local = bk.run(taker, f"cat {DEFAULTS.local_dir}/{name}.sha256").split()[0]
         head = bk.s3.client().head_object(Bucket=BUCKET, Key=f"{PREFIX}{name}")
         assert head["Metadata"]["sha256"] == local
         body = bk.s3.client().get_object(Bucket=BUCKET, Key=f"{PREFIX}{name}")["Body"].read()
@@ -105,7 +112,7 @@ def test_timer_is_installed_and_the_backup_succeeds_with_a_member_down(bk: Backu
         remote = bk.run("w1", f"cd {BACKUP_PATH} && sha256sum -c {name}.sha256 && sha256sum < {name}")
         assert "OK" in remote and local in remote
     finally:
-        bk.lab.start("m3")
+        faults.power_on(bk.lab, "m3")
     listing = backup_list(bk.cluster)
     targets = listing.targets()
     assert all(t["last_success"] is not None for t in targets.values()), listing.describe()
@@ -123,9 +130,12 @@ def test_restore_brings_back_exactly_the_snapshot_on_every_member(bk: BackupLab,
     assert bk.run("m1", etcdctl_on(bk.address("m1"), "del", "/bk/0000", "--prefix")).strip() == "100"
     assert bk.digest("m1") != expected
 
-    lines: list[str] = []
-    restore_cluster(bk.cluster, f"s3://{BUCKET}/{PREFIX}{name}", lines.append)
-    assert any("healthy" in line for line in lines), lines
+    events: list[Event] = []
+    report = restore.restore(bk.cluster, f"s3://{BUCKET}/{PREFIX}{name}", events.append, state_dir=bk.state_dir)
+    assert report.ok, report.hosts
+    finished = {e.phase: e for e in events if isinstance(e, PhaseFinished)}
+    healthy = finished["restore | Start etcd, healthy at the snapshot's revision"]
+    assert (healthy.changed, healthy.failed) == (3, 0)
     for member in ("m1", "m2", "m3"):
         assert bk.digest(member) == expected, member  # exactly the snapshot's keys and values, on each member
         assert bk.run(member, f"ls -d {bk.cluster.etcd.data_dir}.pre-restore-*").strip()  # the old data is kept
@@ -150,7 +160,126 @@ def test_corrupt_or_truncated_snapshot_is_refused_and_the_cluster_untouched(bk: 
         path = tmp_path / file_name
         path.write_bytes(data)
         with pytest.raises(SnapshotRejected, match="not a valid etcd snapshot"):
-            restore_cluster(bk.cluster, str(path), lambda line: None)
+            restore.restore(bk.cluster, str(path), state_dir=bk.state_dir)
     for member in ("m1", "m2", "m3"):
         assert bk.run(member, "systemctl is-active etcd").strip() == "active"
         assert bk.digest(member) == before[member]
+
+
+def _backup_ssh(bk: BackupLab, user: str, *remote: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    """ssh to the backup host w1 with the cluster's backup key, as a master's agent does (strict host key)."""
+    key = bk.state_dir / "backup" / "id_ed25519"
+    argv = [
+        "ssh", "-i", str(key), "-o", "IdentitiesOnly=yes", "-o", f"UserKnownHostsFile={bk.lab.known_hosts_path}",
+        "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
+        "--", f"{user}@{bk.address('w1')}", *remote,
+    ]  # fmt: skip
+    return subprocess.run(argv, input=stdin, capture_output=True, timeout=60, check=False)
+
+
+def test_backup_host_gets_a_dedicated_account_private_copies_and_a_restricted_key(bk: BackupLab) -> None:
+    result = backup_now(bk.cluster)
+    assert result.ok, result.describe()
+    name = result.runs[result.taken_by[0]]["snapshot"]
+    assert result.runs[result.taken_by[0]]["copies"][render.target_id(bk.cluster.backups.targets[1])].startswith(
+        f"keelson-backup@{bk.address('w1')}:"
+    )
+    account = bk.run("w1", "getent passwd keelson-backup").strip().split(":")
+    assert account[5:] == ["/var/lib/keelson-backup", "/bin/sh"]
+    modes = bk.run(
+        "w1",
+        f"stat -c '%a %U %n' /var/lib/keelson-backup {BACKUP_PATH} {BACKUP_PATH}/{name} {BACKUP_PATH}/{name}.sha256",
+    ).splitlines()
+    assert [line.split()[:2] for line in modes] == [["700", "keelson-backup"]] * 2 + [["600", "keelson-backup"]] * 2
+    keys = bk.run("w1", "cat /var/lib/keelson-backup/.ssh/authorized_keys").splitlines()
+    assert len(keys) == 1 and keys[0].startswith(
+        f'restrict,command="/usr/local/lib/keelson/backup-receiver {BACKUP_PATH}" '
+    )
+    blob = keys[0].split()[-2]
+    assert blob not in bk.run("w1", "cat /root/.ssh/authorized_keys")
+
+    # the key can store snapshots, nothing else: no command, no shell, no other folder, no other user
+    marker = "/tmp/keelson-backup-key-ran"
+    for remote in (["id"], [f"touch {marker}"], ["sh", "-c", f"'touch {marker}'"], []):
+        refused = _backup_ssh(bk, "keelson-backup", *remote)
+        assert refused.returncode != 0 and b"uid=" not in refused.stdout, remote
+        assert b"keelson-backup-receiver: refused" in refused.stderr, (remote, refused.stderr)
+    outside = _backup_ssh(bk, "keelson-backup", "x keelson-backup-receiver /etc put evil.db.gz", stdin=b"x")
+    assert outside.returncode != 0 and b"may only write to" in outside.stderr
+    assert _backup_ssh(bk, "root", "id").returncode == 255  # not authorized for root at all
+    assert bk.lab.run("w1", f"test -e {marker} || test -e /etc/evil.db.gz", check=False).returncode != 0
+    listed = _backup_ssh(bk, "keelson-backup", agent.receiver_command(BACKUP_PATH, "list"))
+    assert listed.returncode == 0 and name in listed.stdout.decode()
+    offsite = next(m["offsite"] for m in backup_list(bk.cluster).members.values() if m.get("offsite"))
+    assert name in [item["name"] for item in offsite[render.target_id(bk.cluster.backups.targets[1])]]
+
+
+def test_an_old_unrestricted_backup_key_is_replaced_by_the_restricted_one(bk: BackupLab) -> None:
+    """What an earlier keelson left: the key unrestricted in root's authorized_keys. A re-apply removes it there
+    (keeping root's other keys) and leaves exactly the restricted line; the apply after that changes nothing."""
+    from backups import role
+    from backups.role.steps import backup_ssh_key
+    from roles.engine.context import RunContext
+    from roles.engine.runner import run_plan
+
+    line = backup_ssh_key(StateDir(bk.state_dir), bk.cluster.name)[1]  # the key the agents use
+    bk.run("w1", f"echo '{line}' >> /root/.ssh/authorized_keys")
+    assert _backup_ssh(bk, "root", "echo", "unrestricted").stdout == b"unrestricted\n"
+    context = RunContext(cluster=bk.cluster, state_dir=bk.state_dir)
+    fixed = run_plan(role.phases(bk.cluster), context)
+    assert fixed.ok and fixed.changed_hosts == ["w1"], fixed.changes()
+    assert line.split()[1] not in bk.run("w1", "cat /root/.ssh/authorized_keys")
+    assert _backup_ssh(bk, "root", "echo", "unrestricted").returncode == 255
+    assert bk.lab.run("w1", "true").returncode == 0  # root's own (the lab's) key still works
+    again = run_plan(role.phases(bk.cluster), context)
+    assert again.ok and again.changed_hosts == [], again.changes()
+
+
+def test_offsite_copies_are_pruned_to_the_retention_like_local_ones(bk: BackupLab) -> None:
+    """Three backups with retention 2: the two newest stay on S3 and on the SSH host (with their .sha256), the
+    older ones are gone from both; nothing else in the bucket or the folder is touched."""
+    stranger = f"{PREFIX}not-a-snapshot.txt"
+    bk.s3.client().put_object(Bucket=BUCKET, Key=stranger, Body=b"keep me")
+    bk.run("w1", f"install -o keelson-backup -m 0600 /dev/null {BACKUP_PATH}/notes.txt")
+    taken = []
+    for i in range(3):
+        bk.run("m1", etcdctl_on(bk.address("m1"), "put", f"/retention/{i}", "x"))  # a new revision, a new name
+        result = backup_now(bk.cluster)
+        assert result.ok, result.describe()
+        run = result.runs[result.taken_by[0]]
+        taken.append(run["snapshot"])
+        assert set(run["pruned"]) == {"local", *(render.target_id(t) for t in bk.cluster.backups.targets)}
+    newest = sorted(taken)[-RETENTION:]
+    assert newest == taken[-RETENTION:]
+    keys = [o["Key"] for o in bk.s3.client().list_objects_v2(Bucket=BUCKET, Prefix=PREFIX)["Contents"]]
+    assert sorted(keys) == sorted([*(f"{PREFIX}{name}" for name in newest), stranger])
+    listed = bk.run("w1", f"ls -A {BACKUP_PATH}").split()
+    assert sorted(listed) == sorted([*newest, *(f"{name}.sha256" for name in newest), "notes.txt"])
+
+
+def test_backup_now_shows_only_the_run_it_started(bk: BackupLab) -> None:
+    """An earlier run's report is never shown as this run's: with the unit failing before the agent runs (a runtime
+    drop-in replaces its ExecStart with `false`), each member answers "no report from this run" although its
+    last-run.json holds an older run's report; once the unit works, every report carries this run's id, and no run
+    request is left behind for a later timer run."""
+    members = ("m1", "m2", "m3")
+    earlier = '{"run_id": "timer-earlier", "outcome": "snapshot", "snapshot": "bk-main-earlier.db.gz"}'
+    dropin = f"/run/systemd/system/{DEFAULTS.service}.d"
+    for member in members:
+        bk.run(member, f"install -d -m 0700 {DEFAULTS.status_dir} && "
+                       f"printf '%s' '{earlier}' > {DEFAULTS.status_dir}/last-run.json && mkdir -p {dropin} && "
+                       f"printf '[Service]\\nExecStart=\\nExecStart=/bin/false\\n' > {dropin}/broken.conf && "
+                       "systemctl daemon-reload")  # fmt: skip
+    try:
+        refused = backup_now(bk.cluster)
+    finally:
+        for member in members:
+            bk.run(member, f"rm -rf {dropin} && systemctl daemon-reload")
+    assert not refused.ok and refused.runs == {}, refused.describe()
+    assert all("no report from this run" in refused.failed[m] for m in members), refused.failed
+    assert "bk-main-earlier" not in refused.describe()
+    result = backup_now(bk.cluster)
+    assert result.ok, result.describe()
+    assert {run["run_id"] for run in result.runs.values()} == {result.run_id} and len(result.runs) == 3
+    for member in members:
+        assert bk.run(member, f"ls {DEFAULTS.status_dir}").split().count("run-request") == 0

@@ -16,7 +16,7 @@ import yaml
 
 from inventory.loader import load_inventory, parse_inventory
 from inventory.model import Cluster
-from provision.lab import Lab
+from provision.lab import Lab, faults
 from roles import common, containerd, validate
 from roles.engine.command import Command
 from roles.engine.context import RunContext
@@ -136,7 +136,7 @@ def test_ssh_cut_mid_phase_then_rerun_converges(elab: Lab, tmp_path: Path) -> No
         deadline = time.monotonic() + 30  # cut while the slow command runs on w2: wait until it has started
         while elab.console("w2", f"test -e {marker}.started").returncode != 0:
             assert time.monotonic() < deadline, "the slow command never started on w2"
-        elab.console("w2", "systemctl stop ssh.service ssh.socket; pkill -KILL -f 'sshd:'")
+        faults.cut_ssh(elab, "w2")
 
     cutter = threading.Thread(target=cut)
     cutter.start()
@@ -150,7 +150,7 @@ def test_ssh_cut_mid_phase_then_rerun_converges(elab: Lab, tmp_path: Path) -> No
     down = run(cluster, tmp_path, plan=_slow_plan(cluster, marker))
     assert "w2" in " ".join(down.hosts["w2"].errors) and "cannot connect" in " ".join(down.hosts["w2"].errors)
 
-    assert elab.console("w2", "systemctl start ssh.service").returncode == 0
+    faults.restore_ssh(elab, "w2")
     again = run(cluster, tmp_path, plan=_slow_plan(cluster, marker))
     assert again.ok, again.hosts
     assert set(again.changed_hosts) <= {"w2"}  # the cut command may have finished on its own, or is redone now

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from inventory.loader import load_inventory
-from provision.lab import Lab, LabError, LabSpec
+from provision.lab import Lab, LabError, LabSpec, cgroups, faults, node
 from provision.lab.network import link_exists
 
 pytestmark = pytest.mark.lab
@@ -55,7 +55,7 @@ def test_ssh_is_strict(lab: Lab, tmp_path: Path) -> None:
     empty = tmp_path / "known_hosts"
     empty.write_text("")
     refused = subprocess.run(
-        ["ssh", "-F", str(lab.ssh_config_path), "-o", f"UserKnownHostsFile={empty}", host.name, "true"],
+        ["ssh", "-F", str(lab.ssh_config_path), "-o", f"UserKnownHostsFile={empty}", "--", host.name, "true"],
         capture_output=True,
         text=True,
         timeout=30,
@@ -95,10 +95,10 @@ def test_up_again_is_a_no_op_and_a_different_shape_is_refused(lab_factory) -> No
 def test_kill_then_start_keeps_the_host_key(lab_factory) -> None:
     lab = lab_factory("t-fault", masters=1, workers=1)
     key_before = lab.known_hosts_path.read_text()
-    lab.kill("w1")
+    faults.power_off(lab, "w1")
     assert not lab.is_running("w1")
     assert lab.run("w1", "true", check=False, timeout=30).returncode == 255
-    lab.start("w1")
+    faults.power_on(lab, "w1")
     assert lab.run("w1", "hostname").stdout.strip() == "w1"
     assert lab.known_hosts_path.read_text() == key_before
     assert lab.run("m1", "ping -c1 -W2 -q w1", check=False).returncode == 0
@@ -111,6 +111,14 @@ def test_down_leaves_nothing_behind(lab_factory) -> None:
     root = lab.paths.root
     inventory = lab.inventory_path
     assert all(pids) and link_exists(lab.net.bridge) and inventory.exists()
+    # each host's own folder in every cgroup hierarchy (v1 controllers too) and its plain disk folders
+    cgroup_dirs = {h.name: lab._cgroup_dirs(h.name) for h in lab.hosts}
+    nested = {h.name: list(cgroups.nested_dirs(lab.name, h.name).values()) for h in lab.hosts}
+    disks = [lab.paths.host_dir(h.name) / "disk" / p.lstrip("/") for h in lab.hosts for p in node.PLAIN_DIRS]
+    for host in lab.hosts:
+        assert all(d in cgroup_dirs[host.name] and d.is_dir() for d in nested[host.name])
+        assert len(nested[host.name]) == len(cgroups.hierarchies())
+    assert all(d.is_dir() for d in disks)
     lab.down()
     lab.down()  # idempotent
     for pid in pids:
@@ -121,10 +129,11 @@ def test_down_leaves_nothing_behind(lab_factory) -> None:
     cmdlines = [cmdline(p) for p in Path("/proc").iterdir() if p.name.isdigit()]
     assert not [c for c in cmdlines if str(root) in c or any(f"-M {m} " in c for m in machines)]
     assert str(root) not in Path("/proc/mounts").read_text()
-    leftover = [p for p in Path("/sys/fs/cgroup").glob("*/keelson-lab/t-down")] + list(
-        Path("/sys/fs/cgroup").glob("memory/**/keelson-lab/t-down")
-    )
+    leftover = [p for p in Path("/sys/fs/cgroup").glob(f"*/{cgroups.top()}/t-down")] + [
+        d for h in lab.hosts for d in cgroup_dirs[h.name] if d.exists() or d.parent.exists()
+    ]
     assert leftover == []
+    assert not any(d.exists() for d in disks)
     assert not link_exists(lab.net.bridge)
     assert not any(link_exists(f"vb-{m}") for m in machines)
     assert not root.exists()

@@ -1,4 +1,4 @@
-"""The API VIP on lab hosts. Backends are the TEST STAND-IN apiserver (tests/lab/fake_apiserver.py): the real
+"""The API VIP on lab hosts. Backends are the TEST STAND-IN apiserver (provision/lab/fake_apiserver.py): the real
 kube-apiserver cannot be installed here and the control-plane issue has not landed yet."""
 
 from __future__ import annotations
@@ -12,11 +12,10 @@ import yaml
 
 from inventory.loader import load_inventory, parse_inventory
 from inventory.model import Cluster
-from provision.lab import Lab
+from provision.bench.vip_bench import FAULTS, apply_lb, get, holders, measure, recover, single_holder, wait_for
+from provision.lab import Lab, fake_apiserver
 from roles.loadbalancer.defaults import DEFAULTS
 from roles.loadbalancer.steps import NGINX_STREAM_CHECK
-from tests.bench.vip_bench import apply_lb, faults, get, holders, measure, recover, single_holder, wait_for
-from tests.lab import fake_apiserver
 
 pytestmark = pytest.mark.lab
 
@@ -88,7 +87,7 @@ def test_fault_moves_the_vip_and_it_does_not_flap_back(vip_lab, fault: str) -> N
     masters = [m.name for m in cluster.masters]
     target = url(lab, cluster)
     wait_for(lambda: get(target), 30, "the VIP answering")
-    result = measure(lab, target, masters, faults(lab)[fault])  # raises unless another host answers for the VIP
+    result = measure(lab, target, masters, FAULTS[fault])  # raises unless another host answers for the VIP
     assert result.new != result.old
     # requests keep being answered; a connection caught connecting to a just-dead apiserver is reset when haproxy
     # marks it down (on-marked-down shutdown-sessions), and a client retries it once, as client-go does

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from backups import agent
-from tests.backup_helpers import fake_db, write_snapshot
+from tests.backup_helpers import fake_db, file_sha256, write_snapshot
 
 # -- integrity --------------------------------------------------------------------------------------------------
 
@@ -144,6 +144,11 @@ class FakeEtcd:
         raise AssertionError(argv)
 
 
+def keep_all(target: agent.Target, cluster: str, keep: int) -> list[str]:
+    """A target that prunes nothing (these tests are about the copy; retention has its own below)."""
+    return []
+
+
 def config(tmp_path: Path, **extra: object) -> agent.Config:
     data = {
         "cluster": "lab",
@@ -168,11 +173,11 @@ def test_leader_takes_verifies_keeps_and_copies(tmp_path: Path) -> None:
     copied: list[tuple[str, str]] = []
 
     def copy(target: agent.Target, local: Path, sha: str) -> str:
-        assert agent.sha256_file(local) == sha
+        assert file_sha256(local) == sha
         copied.append((target.id, local.name))
         return f"{target.host}:{local.name}"
 
-    report = agent.run_backup(config(tmp_path), run=FakeEtcd(), copy=copy)
+    report = agent.run_backup(config(tmp_path), run=FakeEtcd(), copy=copy, prune=keep_all)
     assert report.outcome == "snapshot", report
     assert report.revision == 77 and report.total_keys == 5
     assert report.snapshot.startswith("lab-") and report.snapshot.endswith("-rev77.db.gz")
@@ -186,19 +191,19 @@ def test_leader_takes_verifies_keeps_and_copies(tmp_path: Path) -> None:
 
 def test_follower_skips_cleanly(tmp_path: Path) -> None:
     fake = FakeEtcd(leader=False)
-    report = agent.run_backup(config(tmp_path), run=fake, copy=lambda *a: "x")
+    report = agent.run_backup(config(tmp_path), run=fake, copy=lambda *a: "x", prune=keep_all)
     assert report.outcome == "skipped" and "not the leader" in report.reason
     assert not any("save" in c for c in fake.calls)
 
 
 def test_local_member_down_skips_when_a_leader_exists_elsewhere(tmp_path: Path) -> None:
-    report = agent.run_backup(config(tmp_path), run=FakeEtcd(reachable=False), copy=lambda *a: "x")
+    report = agent.run_backup(config(tmp_path), run=FakeEtcd(reachable=False), copy=lambda *a: "x", prune=keep_all)
     assert report.outcome == "skipped" and "unreachable" in report.reason
 
 
 def test_no_leader_anywhere_is_a_failure(tmp_path: Path) -> None:
     fake = FakeEtcd(reachable=False, others_have_leader=False)
-    report = agent.run_backup(config(tmp_path), run=fake, copy=lambda *a: "x")
+    report = agent.run_backup(config(tmp_path), run=fake, copy=lambda *a: "x", prune=keep_all)
     assert report.outcome == "failed" and "no etcd member" in report.errors["local"]
     status = json.loads((tmp_path / "status" / "target-local.json").read_text())
     assert "no etcd member" in status["last_failure"]["error"]
@@ -218,8 +223,8 @@ def test_a_failing_target_fails_the_run_but_not_the_others(tmp_path: Path) -> No
             raise agent.AgentError("sha256 mismatch after upload")
         return "w1:/b"
 
-    first = agent.run_backup(cfg, run=FakeEtcd(), copy=lambda *a: "ok")
-    second = agent.run_backup(cfg, run=FakeEtcd(), copy=copy)
+    first = agent.run_backup(cfg, run=FakeEtcd(), copy=lambda *a: "ok", prune=keep_all)
+    second = agent.run_backup(cfg, run=FakeEtcd(), copy=copy, prune=keep_all)
     assert second.outcome == "failed" and set(second.errors) == {"s3-b"} and second.copies == {"ssh-w1": "w1:/b"}
     s3_status = json.loads((tmp_path / "status" / "target-s3-b.json").read_text())
     assert s3_status["last_success"]["snapshot"] == first.snapshot
@@ -234,7 +239,7 @@ def test_retention_prunes_local_snapshots_and_sidecars(tmp_path: Path) -> None:
         name = agent.snapshot_name("lab", dt.datetime(2020, 1, day, tzinfo=dt.UTC), day)
         write_snapshot(local / name)
         (local / f"{name}.sha256").write_text("x")
-    report = agent.run_backup(cfg, run=FakeEtcd(), copy=lambda *a: "ok")
+    report = agent.run_backup(cfg, run=FakeEtcd(), copy=lambda *a: "ok", prune=keep_all)
     kept = sorted(p.name for p in local.glob("*.db.gz"))
     assert kept == sorted([report.snapshot, agent.snapshot_name("lab", dt.datetime(2020, 1, 3, tzinfo=dt.UTC), 3)])
     assert sorted(p.name for p in local.glob("*.sha256")) == sorted(f"{n}.sha256" for n in kept)
@@ -247,3 +252,67 @@ def test_cli_verify_exit_status(tmp_path: Path, capsys: pytest.CaptureFixture[st
     bad.write_bytes(gzip.compress(b"x" * 100))
     assert agent.main(["verify", str(bad)]) == 1
     assert "too small" in capsys.readouterr().err
+
+
+# -- offsite retention ------------------------------------------------------------------------------------------
+
+
+def test_offsite_candidates_are_this_clusters_snapshots_right_under_the_prefix() -> None:
+    names = [agent.snapshot_name("lab", dt.datetime(2020, 1, d, tzinfo=dt.UTC), d) for d in range(1, 5)]
+    keys = [f"bk/{n}" for n in names] + [
+        f"bk/old/{names[0]}",  # a sub-folder: not ours to prune
+        f"other/{names[1]}",  # another prefix
+        "bk/prod-20200101T000000Z-rev1.db.gz",  # another cluster in the same prefix
+        "bk/notes.txt",
+        "bk/lab-latest.db.gz",  # not a snapshot name
+    ]
+    assert agent.offsite_expired(keys, "bk/", "lab", keep=2) == [f"bk/{names[0]}", f"bk/{names[1]}"]
+    assert agent.offsite_expired(keys, "bk/", "lab", keep=4) == []
+    assert agent.offsite_expired([names[0], f"bk/{names[1]}", names[2]], "", "lab", keep=1) == [names[0]]
+
+
+def test_each_target_is_pruned_after_its_copy_and_a_prune_failure_is_reported(tmp_path: Path) -> None:
+    cfg = config(
+        tmp_path,
+        retention=3,
+        targets=[
+            {"id": "s3-b", "kind": "s3", "display": "s3://b", "bucket": "b"},
+            {"id": "ssh-w1", "kind": "ssh", "display": "ssh w1", "host": "w1", "path": "/b"},
+        ],
+    )
+    calls: list[tuple[str, str, int]] = []
+
+    def copy(target: agent.Target, local: Path, sha: str) -> str:
+        calls.append(("copy", target.id, 0))
+        return target.id
+
+    def prune(target: agent.Target, cluster: str, keep: int) -> list[str]:
+        calls.append(("prune", target.id, keep))
+        if target.kind == "ssh":
+            raise agent.AgentError("ssh w1: pruning old copies failed (permission denied)")
+        return ["lab-20200101T000000Z-rev1.db.gz"]
+
+    report = agent.run_backup(cfg, run=FakeEtcd(), copy=copy, prune=prune)
+    assert calls == [("copy", "s3-b", 0), ("prune", "s3-b", 3), ("copy", "ssh-w1", 0), ("prune", "ssh-w1", 3)]
+    assert report.pruned == {"local": [], "s3-b": ["lab-20200101T000000Z-rev1.db.gz"]}
+    assert report.copies == {"s3-b": "s3-b", "ssh-w1": "ssh-w1"}
+    assert report.outcome == "failed"
+    assert report.errors == {"ssh-w1": "copied, but pruning the old copies failed: ssh w1: pruning old copies "
+                             "failed (permission denied)"}  # fmt: skip
+    status = json.loads((tmp_path / "status" / "target-ssh-w1.json").read_text())
+    assert status["last_success"]["snapshot"] == report.snapshot  # the copy itself is there
+    assert "pruning" in status["last_failure"]["error"]
+
+
+def test_a_failed_copy_prunes_nothing_there(tmp_path: Path) -> None:
+    pruned: list[str] = []
+
+    def copy(target: agent.Target, local: Path, sha: str) -> str:
+        raise agent.TransientCopyError("connection refused")
+
+    def prune(target: agent.Target, cluster: str, keep: int) -> list[str]:
+        pruned.append(target.id)
+        return []
+
+    report = agent.run_backup(config(tmp_path), run=FakeEtcd(), copy=copy, prune=prune)
+    assert pruned == [] and report.errors == {"ssh-w1": "connection refused"}

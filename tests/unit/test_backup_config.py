@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from backups import agent, config
+from backups import agent
+from backups.role import render
+from backups.role.defaults import DEFAULTS
 from backups.snapshots import SnapshotRejected, verify_snapshot
 from inventory.loader import parse_inventory
 from inventory.model import Cluster
@@ -43,7 +45,7 @@ def cluster() -> Cluster:
 
 
 def test_agent_config_round_trips_into_the_agent(cluster: Cluster) -> None:
-    text = config.agent_config_json(cluster, cluster.host("m2"))
+    text = render.agent_config_json(cluster, cluster.host("m2"))
     cfg = agent.Config.from_json(json.loads(text))
     assert cfg.cluster == "bk-unit" and cfg.member == "m2" and cfg.retention == 5
     assert cfg.etcd.endpoint == "https://198.18.0.12:2379"
@@ -57,32 +59,32 @@ def test_agent_config_round_trips_into_the_agent(cluster: Cluster) -> None:
 
 def test_no_secret_in_the_json(cluster: Cluster) -> None:
     env = {"BK_KEY": "AKIAEXAMPLE", "BK_SECRET": "very-secret-value"}
-    text = config.agent_config_json(cluster, cluster.host("m1"))
+    text = render.agent_config_json(cluster, cluster.host("m1"))
     assert "very-secret-value" not in text and "AKIAEXAMPLE" not in text
-    assert config.env_file(cluster, env) == "BK_KEY='AKIAEXAMPLE'\nBK_SECRET='very-secret-value'\n"
+    assert render.env_file(cluster, env) == "BK_KEY='AKIAEXAMPLE'\nBK_SECRET='very-secret-value'\n"
 
 
 def test_missing_credentials_are_named(cluster: Cluster) -> None:
-    with pytest.raises(config.BackupConfigError, match="BK_SECRET") as err:
-        config.env_file(cluster, {"BK_KEY": "x"})
+    with pytest.raises(render.BackupConfigError, match="BK_SECRET") as err:
+        render.env_file(cluster, {"BK_KEY": "x"})
     assert "BK_KEY" not in err.value.message
 
 
 def test_units_render_schedule_and_agent(cluster: Cluster) -> None:
     timer = configparser.ConfigParser(interpolation=None)
-    timer.read_string(config.timer_unit(cluster))
+    timer.read_string(render.timer_unit(cluster))
     assert timer["Timer"]["OnCalendar"] == "*:0/15"
     assert timer["Timer"]["Persistent"] == "true"
     assert int(timer["Timer"]["RandomizedDelaySec"]) <= 60
     service = configparser.ConfigParser(interpolation=None)
-    service.read_string(config.service_unit(cluster))
+    service.read_string(render.service_unit(cluster))
     assert service["Service"]["Type"] == "oneshot"
-    assert service["Service"]["EnvironmentFile"] == f"-{config.ENV_PATH}"
+    assert service["Service"]["EnvironmentFile"] == f"-{DEFAULTS.env_path}"
     assert service["Service"]["ExecStart"].split() == [
         "/usr/bin/python3",
-        config.AGENT_PATH,
+        DEFAULTS.agent_path,
         "--config",
-        config.CONFIG_PATH,
+        DEFAULTS.config_path,
         "run",
     ]
 
@@ -92,10 +94,10 @@ def test_known_hosts_lookup_and_line() -> None:
         "# comment\n|1|hashed= ssh-ed25519 AAAAhashed\n"
         "w1,198.18.0.21 ssh-rsa AAAArsa\n198.18.0.21 ssh-ed25519 AAAAed\n[198.18.0.22]:2222 ssh-ed25519 AAAAother\n"
     )
-    assert config.find_known_host(text, ["w1", "198.18.0.21"]) == "ssh-ed25519 AAAAed"
-    assert config.find_known_host(text, ["198.18.0.22"]) == "ssh-ed25519 AAAAother"
-    assert config.find_known_host(text, ["nowhere"]) is None
-    assert config.KnownHost("198.18.0.21", 2222, "ssh-ed25519 AAAA").line() == "[198.18.0.21]:2222 ssh-ed25519 AAAA\n"
+    assert render.find_known_host(text, ["w1", "198.18.0.21"]) == "ssh-ed25519 AAAAed"
+    assert render.find_known_host(text, ["198.18.0.22"]) == "ssh-ed25519 AAAAother"
+    assert render.find_known_host(text, ["nowhere"]) is None
+    assert render.KnownHost("198.18.0.21", 2222, "ssh-ed25519 AAAA").line() == "[198.18.0.21]:2222 ssh-ed25519 AAAA\n"
 
 
 def test_verify_snapshot_accepts_and_refuses(tmp_path: Path) -> None:
@@ -114,7 +116,7 @@ def test_agent_commands_match_the_etcd_roles_builders(cluster: Cluster) -> None:
 
     from roles.etcd import commands
 
-    cfg = agent.Config.from_json(json.loads(config.agent_config_json(cluster, cluster.host("m1"))))
+    cfg = agent.Config.from_json(json.loads(render.agent_config_json(cluster, cluster.host("m1"))))
     argv = cfg.etcd.etcdctl_argv("snapshot", "save", "/x.db")
     ours = [t for t in argv if not t.startswith(("--dial-timeout", "--command-timeout"))]
     theirs = shlex.split(commands.snapshot_save_cmd("/x.db", endpoint=cfg.etcd.endpoint, tls=commands.BACKUP_TLS))
@@ -122,7 +124,7 @@ def test_agent_commands_match_the_etcd_roles_builders(cluster: Cluster) -> None:
     for version, tool in (("3.4.23", "etcdctl"), ("3.5.17", "etcdutl")):
         parsed = commands.EtcdVersion.parse(version)
         cfg = agent.Config.from_json(
-            json.loads(config.agent_config_json(cluster, cluster.host("m1"), etcd_version=parsed))
+            json.loads(render.agent_config_json(cluster, cluster.host("m1"), etcd_version=parsed))
         )
         argv = cfg.etcd.snapshot_status_argv("/x.db")
         assert argv[0] == tool

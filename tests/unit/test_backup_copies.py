@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +9,8 @@ from typing import Any
 import pytest
 
 from backups import agent
-from tests.backup_helpers import S3Endpoint, moto_s3, s3_env, write_snapshot
+from provision.lab.s3_endpoint import S3Endpoint, moto_s3, s3_env
+from tests.backup_helpers import file_sha256, write_snapshot
 
 NAME = "lab-20261123T071500Z-rev42.db.gz"
 
@@ -31,7 +30,7 @@ def s3_target(endpoint: S3Endpoint, prefix: str = "lab/") -> agent.Target:
 
 def test_s3_copy_stores_sha256_and_verifies_by_download(tmp_path: Path, s3: S3Endpoint) -> None:
     snap = write_snapshot(tmp_path / NAME)
-    sha = agent.sha256_file(snap)
+    sha = file_sha256(snap)
     with s3_env(s3):
         where = agent.s3_copy(s3_target(s3), snap, sha)
         listed = agent.s3_list(s3_target(s3))
@@ -80,7 +79,7 @@ class CorruptingClient:
 def test_s3_copy_detects_a_corrupt_copy(tmp_path: Path, s3: S3Endpoint) -> None:
     snap = write_snapshot(tmp_path / NAME)
     with pytest.raises(agent.AgentError, match="sha256 mismatch"):
-        agent.s3_copy(s3_target(s3, prefix=""), snap, agent.sha256_file(snap), client=CorruptingClient(s3.client()))
+        agent.s3_copy(s3_target(s3, prefix=""), snap, file_sha256(snap), client=CorruptingClient(s3.client()))
 
 
 def test_s3_upload_errors_are_retried_then_reported(tmp_path: Path, s3: S3Endpoint, monkeypatch) -> None:
@@ -88,7 +87,7 @@ def test_s3_upload_errors_are_retried_then_reported(tmp_path: Path, s3: S3Endpoi
     snap = write_snapshot(tmp_path / NAME)
     target = agent.Target(id="s3", kind="s3", display="s3", bucket="no-such-bucket", endpoint_url=s3.url)
     with s3_env(s3), pytest.raises(agent.TransientCopyError, match="no-such-bucket"):
-        agent.s3_copy(target, snap, agent.sha256_file(snap))
+        agent.s3_copy(target, snap, file_sha256(snap))
 
 
 def test_ssh_argv_pins_the_host_key_and_never_prompts() -> None:
@@ -97,25 +96,23 @@ def test_ssh_argv_pins_the_host_key_and_never_prompts() -> None:
     joined = " ".join(argv)
     assert "StrictHostKeyChecking=yes" in joined and "BatchMode=yes" in joined
     assert "UserKnownHostsFile=/etc/keelson/backup/known_hosts" in joined and "GlobalKnownHostsFile=/dev/null" in joined
-    assert argv[-2:] == ["backup@198.18.0.21", "true"] and argv[argv.index("-p") + 1] == "2222"
+    assert argv[-3:] == ["--", "backup@198.18.0.21", "true"] and argv[argv.index("-p") + 1] == "2222"
+    assert argv.index("--") > max(i for i, a in enumerate(argv) if a.startswith("-") and a != "--")
 
 
-def test_ssh_remote_commands_upload_hash_and_commit(tmp_path: Path) -> None:
-    """The exact remote command strings, run by bash here: quoting survives odd paths, the hash comes back."""
-    snap = write_snapshot(tmp_path / NAME)
-    sha = hashlib.sha256(snap.read_bytes()).hexdigest()
-    dest = tmp_path / "backup host" / "it's here"
-    with open(snap, "rb") as f:
-        out = subprocess.run(
-            ["bash", "-c", agent.ssh_upload_command(str(dest), NAME)],
-            stdin=f,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    assert out.stdout.split()[0] == sha
-    assert not (dest / NAME).exists()  # only the .part until the hash is compared
-    subprocess.run(["bash", "-c", agent.ssh_commit_command(str(dest), NAME, sha)], check=True)
-    assert (dest / NAME).read_bytes() == snap.read_bytes()
-    check = subprocess.run(["sha256sum", "-c", f"{NAME}.sha256"], cwd=dest, capture_output=True, text=True, check=False)
-    assert check.returncode == 0, check.stdout + check.stderr
+def test_s3_prune_keeps_the_newest_of_this_cluster_and_nothing_else_goes(tmp_path: Path, s3: S3Endpoint) -> None:
+    import datetime as dt
+
+    client = s3.client()
+    prefix = "prune/"
+    names = [agent.snapshot_name("lab", dt.datetime(2021, 3, d, tzinfo=dt.UTC), d) for d in range(1, 6)]
+    others = [f"{prefix}keep/{names[0]}", f"{prefix}prod-20210301T000000Z-rev1.db.gz", f"{prefix}README"]
+    for key in [*(prefix + n for n in names), *others]:
+        client.put_object(Bucket="etcd", Key=key, Body=b"x")
+    target = s3_target(s3, prefix)
+    with s3_env(s3):
+        gone = agent.s3_prune(target, "lab", 2)
+        again = agent.s3_prune(target, "lab", 2)
+    assert gone == names[:3] and again == []
+    left = sorted(o["Key"] for o in client.list_objects_v2(Bucket="etcd", Prefix=prefix)["Contents"])
+    assert left == sorted([*(prefix + n for n in names[3:]), *others])

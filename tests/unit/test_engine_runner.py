@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
 from inventory.loader import parse_inventory
-from inventory.model import Cluster, Host
 from roles.engine import handlers as handlers_module
 from roles.engine import runner as runner_module
 from roles.engine.command import Command
@@ -20,9 +19,10 @@ from roles.engine.context import HostContext, RunContext
 from roles.engine.errors import CommandFailed
 from roles.engine.events import Event, HostFailed, HostPlanned
 from roles.engine.facts import CommandOutput, FactValues
-from roles.engine.phase import Phase, all_hosts
+from roles.engine.phase import Phase, all_hosts, matches, role_names, unknown_names
 from roles.engine.step import CommandStep, Handler, Step
 from roles.engine.transport import CommandResult, Transport
+from tests.fake_pool import use_fake_pool
 
 LAB = (Path(__file__).parents[2] / "inventory" / "examples" / "lab.yaml").read_text()
 
@@ -33,10 +33,14 @@ class LocalTransport:
         self.commands_run = 0
         self.root = root
         self.scripts: list[str] = []
+        self.private: list[bool] = []  # per script: whether it was to travel as a private file
 
-    def run(self, script: str, *, timeout: float | None = None, check: bool = False) -> CommandResult:
+    def run(
+        self, script: str, *, timeout: float | None = None, check: bool = False, private: bool = False
+    ) -> CommandResult:
         self.commands_run += 1
         self.scripts.append(script)
+        self.private.append(private)
         proc = subprocess.run(
             ["bash", "-c", script], capture_output=True, text=True, env={"H": str(self.root)}, check=False
         )
@@ -47,27 +51,11 @@ class LocalTransport:
     def put(self, path: str, data: bytes, mode: int = 0o644) -> None:
         raise NotImplementedError
 
-    def get(self, path: str) -> bytes:
+    def send_files(self, files: list[tuple[Path, str]]) -> str:
         raise NotImplementedError
 
-    def close(self) -> None:
-        return None
-
-
-class LocalPool:
-    hosts: ClassVar[dict[str, LocalTransport]] = {}
-
-    def __init__(self, cluster: Cluster, **_: Any) -> None:
-        self.cluster = cluster
-
-    def get(self, host: Host) -> Transport:
-        return self.hosts[host.name]
-
-    def drop(self, host: Host) -> None:
-        return None
-
-    def commands_run(self) -> dict[str, int]:
-        return {name: t.commands_run for name, t in self.hosts.items()}
+    def get(self, path: str) -> bytes:
+        raise NotImplementedError
 
     def close(self) -> None:
         return None
@@ -80,8 +68,7 @@ def hosts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, LocalTra
     for host in cluster.hosts:
         (tmp_path / host.name).mkdir()
         made[host.name] = LocalTransport(host.name, tmp_path / host.name)
-    monkeypatch.setattr(LocalPool, "hosts", made)
-    monkeypatch.setattr(runner_module, "ConnectionPool", LocalPool)
+    use_fake_pool(monkeypatch, made)
     monkeypatch.setattr(handlers_module, "PENDING_DIR", '"$H"/pending-handlers')  # each host's own folder
     return made
 
@@ -204,3 +191,82 @@ def test_a_handler_cut_off_by_a_failure_still_runs_on_the_next_run(hosts: dict[s
     assert not any("printf" in line for line in second.changes()["m1"])  # b is not written again
     assert (hosts["m1"].root / "h.log").read_text() == "x\n"
     assert run(plan).changes() == {}  # done: nothing is due any more
+
+
+def test_a_phase_holding_a_secret_sends_its_script_privately(hosts: dict[str, LocalTransport]) -> None:
+    """Facts and plain phases go as command lines; the phase that writes a secret file goes as a private file."""
+    import base64
+
+    from roles.engine.step import FileStep
+
+    key = b"-----BEGIN PRIVATE KEY-----\nsecret-material\n"
+    m1 = hosts["m1"]
+    first = lambda c: c.masters[:1]  # noqa: E731 - a host selector
+    plan = [
+        Phase("Plain", first, [FileStep(str(m1.root / "plain"), b"x")]),
+        Phase("Keys", first, [FileStep(str(m1.root / "key"), key, 0o600, secret=True)]),
+    ]
+    events: list[Event] = []
+    assert run(plan, events, dry_run=True).ok
+    shown = [line for e in events if isinstance(e, HostPlanned) for line in e.commands]
+    assert shown[-1].startswith(f"write {m1.root / 'key'} (secret, {len(key)} bytes, mode 0600, sha256 ")
+    assert all(base64.b64encode(key).decode() not in line for line in shown)
+    m1.scripts.clear()
+    m1.private.clear()
+    assert run(plan).ok
+    assert (m1.root / "key").read_bytes() == key
+    assert m1.private == [False, False, False, True]  # facts, the plain write, facts again, the secret write
+    payload = base64.b64encode(key).decode()
+    assert payload in m1.scripts[3]  # the key's bytes are in that script: it must not be a command line
+    assert all(payload not in script for script in m1.scripts[:3])
+
+
+class CutOffTransport(LocalTransport):
+    """Returns a fact batch without the tail of its output, as the SSH transport did when it stopped reading at the
+    exit status (sshd sends it before the last of the output)."""
+
+    def run(
+        self, script: str, *, timeout: float | None = None, check: bool = False, private: bool = False
+    ) -> CommandResult:
+        result = super().run(script, timeout=timeout, check=check, private=private)
+        if "@@KF-" in script:
+            return CommandResult(result.rc, result.stdout[: len(result.stdout) // 2], result.stderr)
+        return result
+
+
+def test_facts_cut_off_fail_the_host_instead_of_reading_as_absent(hosts: dict[str, LocalTransport]) -> None:
+    """A fact whose output did not arrive must not read as "missing" (that restarted a healthy etcd member)."""
+    plan = [Phase("One", all_hosts, [value_step("a", "1"), value_step("b", "2")])]
+    assert run(plan).ok
+    hosts["m2"] = CutOffTransport("m2", hosts["m2"].root)
+    report = run(plan)
+    assert not report.ok and report.changed_hosts == []
+    (error,) = report.hosts["m2"].errors
+    assert "incomplete output" in error and "value-b" in error
+    assert [s for s in hosts["m2"].scripts if "@@KF-" not in s] == []  # nothing ran on the host
+
+
+def test_only_takes_role_names_slugs_and_titles(hosts: dict[str, LocalTransport]) -> None:
+    plan = [
+        Phase("Validate", all_hosts, [value_step("v", "1")], always=True, role="validate"),
+        Phase("Container runtime", all_hosts, [value_step("a", "1")], role="containerd"),
+        Phase("lb | config", all_hosts, [value_step("b", "2")], role="loadbalancer"),
+        Phase("lb | vip", all_hosts, [value_step("c", "3")], role="loadbalancer"),
+    ]
+    report = run(plan, only=frozenset({"Load-Balancer"}), host_names=frozenset({"w1"}))  # a role: all its phases
+    assert report.ok and sorted(report.planned) == ["Validate", "lb | config", "lb | vip"]
+    report = run(plan, only=frozenset({"containerd"}), host_names=frozenset({"w2"}))  # the help's example
+    assert sorted(report.planned) == ["Container runtime", "Validate"]
+    assert matches(plan[2], "lb-config") and matches(plan[2], "lb | config") and not matches(plan[3], "lb-config")
+    assert unknown_names(plan, ["containerd", "nosuch", "lb"]) == ["nosuch"]
+    assert role_names(plan) == ["validate", "containerd", "loadbalancer"]
+
+
+def test_every_phase_of_the_apply_plan_names_its_role() -> None:
+    from roles.plans import apply
+
+    phases = apply.phases(parse_inventory(LAB))
+    assert all(p.role for p in phases), [p.title for p in phases if not p.role]
+    assert {"common", "containerd", "pki", "etcd", "loadbalancer", "backups"} <= set(role_names(phases))
+    said = ["containerd", "common", "pki", "etcd", "loadbalancer", "backups", "control-plane", "etcd-binaries"]
+    assert unknown_names(phases, said) == []

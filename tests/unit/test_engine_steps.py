@@ -161,7 +161,8 @@ UUID=2 none swap sw 0 0
 
 def test_swap_fact_and_fix_agree_on_fstab(tmp_path: Path) -> None:
     """The fix comments out exactly the lines the fact counts, so a rerun sees 0 (no endless change)."""
-    from roles.common.steps import SWAP, _swap_off
+    from roles.common.facts import SWAP
+    from roles.common.steps import _swap_off
 
     fstab = tmp_path / "fstab"
     fstab.write_text(FSTAB)
@@ -182,7 +183,8 @@ def test_swap_fact_and_fix_agree_on_fstab(tmp_path: Path) -> None:
 
 
 def test_modules_in_a_container_warn_instead_of_modprobe() -> None:
-    from roles.common.steps import VIRT, ModulesStep
+    from roles.common.facts import VIRT
+    from roles.common.steps import ModulesStep
     from roles.engine.facts import KernelModules
 
     step = ModulesStep(("overlay", "br_netfilter"))

@@ -10,16 +10,17 @@ import yaml
 
 from inventory.model import Cluster
 from roles.engine.context import HostContext
-from roles.engine.facts import CommandOutput, FactValues, FileText, PackagesInstalled, ServiceState, UnitState
+from roles.engine.facts import CommandOutput, FactValues, FileText, ServiceState, UnitState
 from roles.engine.transport import CommandResult
-from roles.etcd import defaults
 from roles.etcd.bootstrap import EtcdMemberAddNotSupported, decide
 from roles.etcd.commands import EtcdVersion
+from roles.etcd.defaults import DEFAULTS as ETCD
 from roles.etcd.facts import EtcdVersionFact, MemberState, member_state_script, parse_member_state
 from roles.etcd.health import EtcdUnhealthy, missing_or_sick, parse_health, wait_healthy
 from roles.etcd.render import render_config, render_unit
-from roles.etcd.steps import EtcdPackages, RestartOnChange, desired_digest, version_check
-from roles.pki import ensure_etcd_pki
+from roles.etcd.steps import RestartOnChange, desired_digest, etcd_binaries, version_check
+from roles.pki.defaults import DEFAULTS as PKI
+from roles.pki.store import ensure_etcd_pki
 from roles.state import StateDir
 
 NOW = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
@@ -59,8 +60,8 @@ def test_config_is_yaml_with_tls_everywhere_and_client_cert_auth():
     for side in ("client-transport-security", "peer-transport-security"):
         assert conf[side]["client-cert-auth"] is True
         assert conf[side]["auto-tls"] is False
-        assert conf[side]["trusted-ca-file"] == defaults.CA_CERT
-    assert conf["peer-transport-security"]["key-file"] == defaults.PEER_KEY
+        assert conf[side]["trusted-ca-file"] == PKI.etcd_ca_cert
+    assert conf["peer-transport-security"]["key-file"] == PKI.etcd_peer_key
     assert "http://" not in render_config(c, c.host("m2")).decode()
 
 
@@ -79,7 +80,7 @@ def test_unit_orders_after_network_online_and_restarts_on_failure():
         "RestartSec=2",
         "Type=notify",
         "User=etcd",
-        f"ExecStart=/usr/bin/etcd --config-file {defaults.CONFIG_FILE}",
+        f"ExecStart=/usr/local/bin/etcd --config-file {ETCD.config_file}",
         "WantedBy=multi-user.target",
         "StartLimitIntervalSec=0",
     ):
@@ -97,11 +98,13 @@ def test_version_fact():
 
 
 def test_member_state_parse():
-    assert parse_member_state("active=active\ndata=yes\nmarker=abc\n") == MemberState("active", True, "abc")
-    assert parse_member_state("active=inactive\ndata=no\nmarker=\n") == MemberState("inactive", False, "")
+    assert parse_member_state("active=active\ndata=yes\nmarker=abc\nend=1\n") == MemberState("active", True, "abc")
+    assert parse_member_state("active=inactive\ndata=no\nmarker=\nend=1\n") == MemberState("inactive", False, "")
     junk = parse_member_state("ssh: garbage")
-    assert junk == MemberState("unknown", False, "")
+    assert junk == MemberState("unknown", False, "", complete=False)
     assert not junk.running
+    # an output cut off after its first line reads as "no data": it must be known as incomplete, not acted on
+    assert not parse_member_state("active=active\n").complete
     assert "/var/lib/etcd/member" in member_state_script("/var/lib/etcd/")
 
 
@@ -153,8 +156,8 @@ def test_new_member_next_to_a_live_cluster_is_refused():
 def restart_facts(marker: str | None, active: str = "active") -> FactValues:
     return FactValues(
         {
-            FileText(defaults.APPLIED_MARKER).key: marker,
-            ServiceState(defaults.UNIT_NAME).key: UnitState(active, "enabled"),
+            FileText(ETCD.applied_marker).key: marker,
+            ServiceState(ETCD.unit_name).key: UnitState(active, "enabled"),
         }
     )
 
@@ -175,7 +178,7 @@ def test_restart_when_marker_differs_is_guarded_snapshotted_and_marked(ctx: Host
     digest = desired_digest(ctx.cluster, ctx.host, ctx.state)
     assert digest is not None
     assert digest in scripts[3]
-    assert defaults.APPLIED_MARKER in scripts[3]
+    assert ETCD.applied_marker in scripts[3]
 
 
 def test_restart_leaves_a_stopped_member_to_the_bootstrap_phase(ctx: HostContext):
@@ -195,33 +198,31 @@ def test_digest_follows_certificates(ctx: HostContext):
 # -- packages and version -------------------------------------------------------------------------------------
 
 
-def test_packages_hold_back_service_start(ctx: HostContext):
-    step = EtcdPackages()
-    missing = FactValues({PackagesInstalled(defaults.PACKAGES).key: frozenset({"etcd-client"})})
-    (command,) = step.check(ctx, missing)
-    assert "policy-rc.d" in command.script
-    assert "exit 101" in command.script
-    assert "etcd-server" in command.script
-    assert "etcd-client" not in command.script.split("--no-install-recommends", 1)[1]
-    have = FactValues({PackagesInstalled(defaults.PACKAGES).key: frozenset(defaults.PACKAGES)})
-    assert step.check(ctx, have) == []
+def test_binaries_come_from_the_artifact_source(ctx: HostContext, tmp_path):
+    """etcd, etcdctl and etcdutl are one archive of the set, installed under /usr/local/bin, all or nothing."""
+    from roles.engine.fetch import FetchStep, Installed
+
+    (ca_or_step, *rest) = etcd_binaries(ctx.cluster)
+    step = rest[-1] if rest else ca_or_step
+    assert isinstance(step, FetchStep)
+    assert step.paths == ("/usr/local/bin/etcd", "/usr/local/bin/etcdctl", "/usr/local/bin/etcdutl")
+    assert step.markers == ("/var/lib/keelson/artifacts/etcd-v3.6.16-linux-amd64.tar.gz.installed",)
+    assert isinstance(step.facts(ctx)[0], Installed)
 
 
 @pytest.mark.parametrize(
-    ("version", "installed", "fails"),
+    ("version", "fails"),
     [
-        (EtcdVersion(3, 4, 23), True, False),
-        (EtcdVersion(3, 6, 0), True, False),
-        (EtcdVersion(3, 3, 25), True, True),
-        (None, True, True),
-        (None, False, False),  # dry run before the packages phase: nothing to check yet
+        (EtcdVersion(3, 6, 16), False),
+        (EtcdVersion(3, 5, 24), False),
+        (EtcdVersion(3, 4, 23), True),  # kubeadm 1.37 refuses an external etcd older than 3.5.24
+        (None, False),  # not installed yet: a dry run before the binaries phase, nothing to check
     ],
 )
-def test_version_check(ctx: HostContext, version, installed, fails):
+def test_version_check(ctx: HostContext, version, fails):
     from roles.engine.errors import HostCheckFailed
 
-    pkgs = frozenset(defaults.PACKAGES) if installed else frozenset()
-    facts = FactValues({EtcdVersionFact().key: version, PackagesInstalled(defaults.PACKAGES).key: pkgs})
+    facts = FactValues({EtcdVersionFact().key: version})
     if fails:
         with pytest.raises(HostCheckFailed):
             version_check().check(ctx, facts)
@@ -258,12 +259,17 @@ class FakeTransport:
     def __init__(self, outputs: list[str]) -> None:
         self.outputs = outputs
 
-    def run(self, script: str, *, timeout: float | None = None, check: bool = False) -> CommandResult:
+    def run(
+        self, script: str, *, timeout: float | None = None, check: bool = False, private: bool = False
+    ) -> CommandResult:
         assert "endpoint health --cluster" in script
         assert "--cert=/etc/etcd/pki/healthcheck-client.crt" in script
         self.commands_run += 1
         out = self.outputs.pop(0) if self.outputs else HEALTH_ONE_DOWN
         return CommandResult(0 if out == HEALTH_OK else 1, out, "")
+
+    def send_files(self, files: list[tuple[Path, str]]) -> str:
+        raise NotImplementedError
 
     def put(self, path: str, data: bytes, mode: int = 0o644) -> None:
         raise AssertionError("the health gate uploads nothing")
@@ -286,7 +292,7 @@ def test_wait_healthy_polls_until_all_members_are_healthy():
         sleep=lambda s: clock.__setitem__(0, clock[0] + s),
     )
     assert transport.commands_run == 3
-    assert waited == 2 * defaults.HEALTH_POLL_S
+    assert waited == 2 * ETCD.health_poll_s
 
 
 def test_wait_healthy_gives_up_at_the_deadline_naming_the_sick_members():
@@ -313,3 +319,12 @@ def test_data_dir_step_is_noop_when_owned_by_etcd(ctx: HostContext):
     assert step.check(ctx, FactValues({fact.key: ("etcd etcd 700\n", 0)})) == []
     (fix,) = step.check(ctx, FactValues({fact.key: ("", 1)}))
     assert fix.script == "install -d -o etcd -g etcd -m 0700 /var/lib/etcd"
+
+
+def test_member_state_script_output_is_complete(tmp_path):
+    import subprocess
+
+    script = member_state_script(str(tmp_path))
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=False).stdout
+    state = parse_member_state(out)
+    assert state.complete and not state.has_data

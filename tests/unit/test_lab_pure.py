@@ -89,7 +89,7 @@ def test_generated_inventory_is_plain_yaml_one_host_per_line() -> None:
     text = inventory(spec, hosts_for(spec, net), net, Path("/k/key"), Path("/k/known_hosts"))
     assert "&id" not in text and "*id" not in text  # no YAML anchors/aliases
     assert "  - {name: w2, address: 198.18.0.22, roles: [worker]}" in text.splitlines()
-    assert 'kubernetes_version: "1.31.2"' in text
+    assert "kubernetes: {version: v1.37.2" in text
 
 
 def test_mirror_from_the_machines_apt_dir(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import yaml
 
 from inventory.loader import load_inventory, parse_inventory
 from roles.loadbalancer import phases, render
-from roles.loadbalancer.steps import parse_interface
+from roles.loadbalancer.facts import parse_interface
 from roles.state import StateDir
 
 EXAMPLES = Path(__file__).parents[2] / "inventory" / "examples"

@@ -14,9 +14,8 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from inventory.model import Cluster
-from roles.pki import cert_expiries, ensure_etcd_pki
 from roles.pki.certs import KeyPair, common_name_of, sans_of, signed_by
-from roles.pki.store import PKIError, cert_path, key_path, load_pair
+from roles.pki.store import PKIError, cert_expiries, cert_path, ensure_etcd_pki, key_path, load_pair
 from roles.state import StateDir
 
 NOW = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.UTC)

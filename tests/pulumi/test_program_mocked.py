@@ -1,0 +1,93 @@
+"""The program (provision/stack/program.py) under Pulumi mocks with stack config: the `existing` source adopts the
+inventory's hosts, the labels from config land in the inventory the cluster gets, bad settings are clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+
+from inventory.loader import load_inventory
+from provision.stack import program
+from provision.stack.settings import SettingsError, StackSettings
+from tests.pulumi.conftest import Recorder, pulumi_test
+
+ROOT = Path(__file__).resolve().parents[2]
+PHASE_GROUP = "pulumi-python:dynamic/keelson:PhaseGroup"
+
+
+def _config(values: dict[str, str], secret: list[str] | None = None) -> None:
+    pulumi.runtime.set_all_config(values, secret or [])
+
+
+@pytest.fixture
+def known_hosts(tmp_path: Path) -> Path:
+    path = tmp_path / "known_hosts"
+    path.write_text("198.18.0.11 ssh-ed25519 AAAA\n")
+    return path
+
+
+@pulumi_test
+def test_existing_source_with_config_labels_and_secrets(mocks: Recorder, known_hosts: Path) -> Any:
+    mocks.extra[PHASE_GROUP] = lambda a: {"state": {}}
+    _config(
+        {
+            "keelson:inventory": "inventory/examples/lab.yaml",
+            "keelson:machines": "existing",
+            "keelson:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nstand-in\n",
+            "keelson:knownHosts": known_hosts.read_text(),
+            "keelson:labels": '{"w1": {"tier": "web"}}',
+        },
+        ["keelson:sshPrivateKey"],
+    )
+    cluster = program.build()
+
+    def check(_: Any) -> None:
+        assert mocks.names("keelson:machines:Existing") == ["lab-machines"]
+        groups = {r.name: r.inputs for r in mocks.of_type(PHASE_GROUP)}
+        inventory = groups["lab-host-w1"]["inventory"]
+        w1 = next(h for h in inventory["hosts"] if h["name"] == "w1")
+        assert w1["labels"] == {"tier": "web"}
+        assert inventory["ssh"]["key"] == program.KEY_PLACEHOLDER
+        access = groups["lab-host-w1"]["access"]
+        assert "stand-in" in access["value"]["privateKey"]  # a secret input: {sig, value}
+        assert access["value"]["knownHosts"] == known_hosts.read_text()
+
+    return pulumi.Output.all(*[r.urn for r in cluster.resources.values()]).apply(check)
+
+
+def test_settings_name_the_key_that_is_wrong() -> None:
+    _config({"keelson:machines": "aws"})
+    with pytest.raises(SettingsError, match=r"keelson:machines is 'aws'; use one of: existing, lab, libvirt, hcloud"):
+        StackSettings.load(pulumi.Config("keelson"))
+    _config({"keelson:labels": '{"w1": "web"}'})
+    with pytest.raises(SettingsError, match="keelson:labels must map host names"):
+        StackSettings.load(pulumi.Config("keelson"))
+
+
+def test_labels_for_hosts_the_machines_do_not_have_are_refused() -> None:
+    base = load_inventory(ROOT / "inventory/examples/lab.yaml")
+    hosts = program.host_entries(base)
+    with pytest.raises(SettingsError, match="keelson:labels names hosts the machines do not have: w9"):
+        program.stack_inventory(base, hosts, {}, {"w9": {"a": "b"}}, "root")
+
+
+def test_stack_inventory_takes_the_sources_hosts_and_vip_and_keeps_the_files_settings() -> None:
+    base = load_inventory(ROOT / "inventory/examples/lab.yaml")
+    made = [{"name": "m1", "address": "198.18.9.11", "roles": ["master"]}]
+    data = program.stack_inventory(base, made, {"vip": "198.18.9.100/24", "interface": "host0"}, {}, "root")
+    assert data["hosts"] == [{"name": "m1", "address": "198.18.9.11", "roles": ["master"], "labels": {}}]
+    assert data["control_plane"]["vip"] == "198.18.9.100/24"
+    assert data["backups"]["retention"] == base.backups.retention
+    assert data["ssh"]["known_hosts"] == program.KNOWN_HOSTS_PLACEHOLDER
+
+
+def test_s3_targets_need_the_secret_credentials() -> None:
+    from provision.stack.settings import secret_env
+
+    data = load_inventory(ROOT / "inventory/examples/ha-3.yaml")
+    _config({})
+    with pytest.raises(SettingsError, match="keelson:s3Credentials is not set"):
+        secret_env(pulumi.Config("keelson"), data)

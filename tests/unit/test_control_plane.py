@@ -1,0 +1,284 @@
+"""control_plane: kubeadm configuration per mode (parsed back as YAML), the hardening files, token and CSR parsing,
+the Kubernetes PKI (made once, discovery hash), the admin kubeconfig."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import ipaddress
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from inventory.loader import parse_inventory
+from roles.control_plane import render
+from roles.control_plane.cluster_ops import parse_tokens, token_fresh
+from roles.control_plane.kubeconfig import admin_kubeconfig
+from roles.control_plane.manifests import applied_digests, apply_command
+from roles.control_plane.nodes import PendingCSR, approvable, pending_serving_csrs, ready_nodes
+from roles.pki import kubernetes as k8s_pki
+from roles.state import StateDir
+
+INVENTORY = """
+name: prod
+hosts:
+  - {name: m1, address: 10.0.0.11, roles: [master]}
+  - {name: m2, address: 10.0.0.12, roles: [master]}
+  - {name: m3, address: 10.0.0.13, roles: [master]}
+  - {name: w1, address: 10.0.0.21, roles: [worker], labels: {zone: a}}
+control_plane: {vip: 10.0.0.10/24}
+"""
+NODE = render.NodeValues("m1", "10.0.0.11", cgroup_v1=True, conntrack_writable=False)
+IPS = {"m1": "10.0.0.11", "m2": "10.0.0.12", "m3": "10.0.0.13"}
+ETCD = ["https://10.0.0.11:2379", "https://10.0.0.12:2379", "https://10.0.0.13:2379"]
+
+
+def docs(text: str) -> dict[str, dict[str, Any]]:
+    return {d["kind"]: d for d in yaml.safe_load_all(text) if d}
+
+
+def config(mode: render.Mode, node: render.NodeValues = NODE, inventory: str = INVENTORY) -> dict[str, dict[str, Any]]:
+    cluster = parse_inventory(inventory)
+    text = render.kubeadm_config(
+        cluster, mode, node, token="abcdef.0123456789abcdef", ca_cert_hash="sha256:" + "1" * 64, master_ips=IPS,
+        etcd_endpoints=ETCD,
+    )  # fmt: skip
+    return docs(text)
+
+
+def args(cfg: dict[str, Any]) -> dict[str, str]:
+    return {a["name"]: a["value"] for a in cfg["apiServer"]["extraArgs"]}
+
+
+def test_init_configuration_points_at_the_vip_and_external_etcd() -> None:
+    d = config("init")
+    assert set(d) == {"InitConfiguration", "ClusterConfiguration", "KubeletConfiguration", "KubeProxyConfiguration"}
+    init, cc = d["InitConfiguration"], d["ClusterConfiguration"]
+    assert init["localAPIEndpoint"] == {"advertiseAddress": "10.0.0.11", "bindPort": 6443}
+    assert init["nodeRegistration"]["kubeletExtraArgs"] == [{"name": "node-ip", "value": "10.0.0.11"}]
+    assert init["bootstrapTokens"][0]["token"] == "abcdef.0123456789abcdef"
+    assert cc["controlPlaneEndpoint"] == "10.0.0.10:8443"
+    assert cc["kubernetesVersion"] == "v1.37.2"
+    assert cc["etcd"]["external"]["endpoints"] == ETCD
+    assert cc["etcd"]["external"]["caFile"] == "/etc/kubernetes/pki/etcd/ca.crt"
+    assert cc["networking"] == {
+        "podSubnet": "10.244.0.0/16",
+        "serviceSubnet": "10.96.0.0/12",
+        "dnsDomain": "cluster.local",
+    }
+    sans = cc["apiServer"]["certSANs"]
+    assert sans[:2] == ["10.0.0.10"] or "10.0.0.10" in sans
+    assert {"m1", "m2", "m3", "10.0.0.11", "10.0.0.12", "10.0.0.13"} <= set(sans)
+
+
+def test_secure_defaults_are_on() -> None:
+    d = config("init")
+    a = args(d["ClusterConfiguration"])
+    assert a["authentication-config"] == "/etc/kubernetes/authn/config.yaml"
+    assert a["encryption-provider-config"] == "/etc/kubernetes/encryption/config.yaml"
+    assert a["audit-log-maxbackup"] == "10" and a["audit-log-path"].endswith("audit.log")
+    assert a["profiling"] == "false"
+    mounts = {v["mountPath"]: v["readOnly"] for v in d["ClusterConfiguration"]["apiServer"]["extraVolumes"]}
+    assert mounts["/etc/kubernetes/encryption"] is True and mounts["/var/log/kubernetes/audit"] is False
+    kubelet = d["KubeletConfiguration"]
+    assert kubelet["serverTLSBootstrap"] is True and kubelet["readOnlyPort"] == 0
+    assert kubelet["authentication"]["anonymous"]["enabled"] is False
+
+
+def test_security_switched_off_drops_its_flags() -> None:
+    d = config("init", inventory=INVENTORY + "security: {audit: false, encryption_at_rest: false}\n")
+    a = args(d["ClusterConfiguration"])
+    assert "encryption-provider-config" not in a and "audit-policy-file" not in a
+    assert "authentication-config" in a  # anonymous stays limited to the health endpoints
+
+
+def test_cgroup_v1_and_a_container_host_are_configured_from_facts() -> None:
+    d = config("init")
+    assert d["KubeletConfiguration"]["failCgroupV1"] is False
+    assert d["InitConfiguration"]["nodeRegistration"]["ignorePreflightErrors"] == ["SystemVerification"]
+    assert d["KubeProxyConfiguration"]["conntrack"] == {"maxPerCore": 0}
+    v2 = config("init", render.NodeValues("m1", "10.0.0.11", cgroup_v1=False, conntrack_writable=True))
+    assert v2["KubeletConfiguration"]["failCgroupV1"] is True
+    assert "ignorePreflightErrors" not in v2["InitConfiguration"]["nodeRegistration"]
+    assert "conntrack" not in v2["KubeProxyConfiguration"]
+
+
+def test_join_configurations() -> None:
+    cp = config("join-control-plane", render.NodeValues("m2", "10.0.0.12", False, True))
+    assert set(cp) == {"JoinConfiguration"}
+    join = cp["JoinConfiguration"]
+    assert join["discovery"]["bootstrapToken"]["apiServerEndpoint"] == "10.0.0.10:8443"
+    assert join["discovery"]["bootstrapToken"]["caCertHashes"] == ["sha256:" + "1" * 64]
+    assert join["controlPlane"]["localAPIEndpoint"]["advertiseAddress"] == "10.0.0.12"
+    worker = config("join-worker", render.NodeValues("w1", "10.0.0.21", False, True, labels=("zone=a",)))
+    join = worker["JoinConfiguration"]
+    assert "controlPlane" not in join
+    assert {"name": "node-labels", "value": "zone=a"} in join["nodeRegistration"]["kubeletExtraArgs"]
+
+
+def test_hardening_files_parse() -> None:
+    authn = yaml.safe_load(render.authentication_config())
+    assert authn["kind"] == "AuthenticationConfiguration"
+    assert [c["path"] for c in authn["anonymous"]["conditions"]] == [
+        "/healthz",
+        "/livez",
+        "/readyz",
+        "/api/v1/namespaces/kube-public/configmaps/cluster-info",  # kubeadm join's discovery, before credentials
+    ]
+    enc = yaml.safe_load(render.encryption_config("a2V5"))
+    provider = enc["resources"][0]["providers"][0]
+    assert provider["secretbox"]["keys"][0]["secret"] == "a2V5" and enc["resources"][0]["providers"][1] == {
+        "identity": {}
+    }
+    policy = yaml.safe_load(render.audit_policy())
+    assert policy["kind"] == "Policy" and policy["rules"][-1] == {"level": "Request"}
+
+
+def test_tokens() -> None:
+    now = dt.datetime(2026, 12, 2, tzinfo=dt.UTC)
+    out = (
+        '{"kind":"BootstrapToken","token":"abcdef.0123456789abcdef","expires":"2026-12-02T20:00:00Z"}\n'
+        '{"kind":"BootstrapToken","token":"zzzzzz.0123456789abcdef","expires":"2026-12-02T01:00:00Z"} junk'
+    )
+    tokens = parse_tokens(out)
+    assert set(tokens) == {"abcdef.0123456789abcdef", "zzzzzz.0123456789abcdef"}
+    assert token_fresh(tokens, "abcdef.0123456789abcdef", now)
+    assert not token_fresh(tokens, "abcdef.0123456789abcdef", now + dt.timedelta(hours=19))
+    assert not token_fresh(tokens, "missing.0123456789abcdef", now)
+    assert parse_tokens("garbage") == {}
+    assert len(k8s_pki.new_token()) == 23
+
+
+def _csr(node: str, names: list[str], ips: list[str]) -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    sans: list[x509.GeneralName] = [x509.DNSName(n) for n in names] + [
+        x509.IPAddress(ipaddress.ip_address(i)) for i in ips
+    ]
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"system:node:{node}")]))
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return base64.b64encode(csr.public_bytes(serialization.Encoding.PEM)).decode()
+
+
+def test_serving_csrs_are_approved_only_for_inventory_nodes_and_their_own_names() -> None:
+    items = [
+        {"metadata": {"name": "csr-ok"}, "spec": {"signerName": "kubernetes.io/kubelet-serving",
+         "username": "system:node:w1", "request": _csr("w1", ["w1"], ["10.0.0.21"])}, "status": {}},
+        {"metadata": {"name": "csr-foreign-ip"}, "spec": {"signerName": "kubernetes.io/kubelet-serving",
+         "username": "system:node:w1", "request": _csr("w1", ["w1"], ["10.9.9.9"])}, "status": {}},
+        {"metadata": {"name": "csr-done"}, "spec": {"signerName": "kubernetes.io/kubelet-serving",
+         "username": "system:node:w1", "request": _csr("w1", ["w1"], [])},
+         "status": {"conditions": [{"type": "Approved"}]}},
+        {"metadata": {"name": "csr-client"}, "spec": {"signerName": "kubernetes.io/kube-apiserver-client-kubelet",
+         "username": "system:node:w1", "request": _csr("w1", ["w1"], [])}, "status": {}},
+    ]  # fmt: skip
+    pending = pending_serving_csrs(json.dumps({"items": items}))
+    assert [c.name for c in pending] == ["csr-ok", "csr-foreign-ip"]
+    allowed = {"w1": {"w1", "10.0.0.21"}}
+    assert [c.name for c in pending if approvable(c, allowed)] == ["csr-ok"]
+    assert not approvable(PendingCSR("x", "stranger", frozenset({"stranger"})), allowed)
+    assert pending_serving_csrs("not json") == []
+
+
+def test_ready_nodes_and_applied_digests() -> None:
+    nodes = {"items": [
+        {"metadata": {"name": "m1"}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}},
+        {"metadata": {"name": "w1"}, "status": {"conditions": [{"type": "Ready", "status": "False"}]}},
+    ]}  # fmt: skip
+    assert ready_nodes(json.dumps(nodes)) == {"m1"}
+    assert applied_digests('{"data": {"cni-flannel": "abc"}}') == {"cni-flannel": "abc"}
+    assert applied_digests("Error from server (NotFound)") == {}
+    command = apply_command("cni-flannel", "kind: Namespace\n")
+    assert hashlib.sha256(b"kind: Namespace\n").hexdigest()[:12] in command.shown()
+
+
+def test_kubernetes_pki_is_made_once_and_the_kubeconfig_uses_it(tmp_path: Path) -> None:
+    state = StateDir(tmp_path / "state")
+    assert k8s_pki.load(state) is None
+    first = k8s_pki.ensure(state)
+    again = k8s_pki.ensure(state)
+    assert first == again
+    spki = first.ca.cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    assert first.discovery_hash == "sha256:" + hashlib.sha256(spki).hexdigest()
+    for name in ("ca.key", "sa.key", "front-proxy-ca.key"):
+        assert (tmp_path / "state" / "pki" / "kubernetes" / name).stat().st_mode & 0o777 == 0o600
+    cluster = parse_inventory(INVENTORY)
+    kubeconfig = yaml.safe_load(admin_kubeconfig(cluster, state))
+    assert kubeconfig["clusters"][0]["cluster"]["server"] == "https://10.0.0.10:8443"
+    cert = x509.load_pem_x509_certificate(base64.b64decode(kubeconfig["users"][0]["user"]["client-certificate-data"]))
+    org = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value
+    assert org == "kubeadm:cluster-admins"
+    assert cert.issuer == first.ca.cert.subject
+    assert yaml.safe_load(admin_kubeconfig(cluster, state))["users"] == kubeconfig["users"]  # reused, not re-minted
+
+
+def test_kubelet_eviction_is_the_full_map_with_the_inventorys_values_over_the_defaults() -> None:
+    default = config("init")["KubeletConfiguration"]
+    assert default["evictionHard"] == {
+        "memory.available": "100Mi",
+        "nodefs.available": "10%",
+        "nodefs.inodesFree": "5%",
+        "imagefs.available": "15%",
+        "imagefs.inodesFree": "5%",
+    }
+    assert "imageGCHighThresholdPercent" not in default and "imageGCLowThresholdPercent" not in default
+    kubelet = (
+        "kubernetes: {kubelet: {eviction_hard: {imagefs.available: 2Gi, nodefs.available: 1.5Gi},"
+        " image_gc_high_percent: 100, image_gc_low_percent: 99}}\n"
+    )
+    tuned = config("init", inventory=INVENTORY + kubelet)["KubeletConfiguration"]
+    assert tuned["evictionHard"]["imagefs.available"] == "2Gi"
+    assert tuned["evictionHard"]["nodefs.available"] == "1.5Gi"
+    assert tuned["evictionHard"]["memory.available"] == "100Mi"  # the others keep the kubelet's defaults
+    assert (tuned["imageGCHighThresholdPercent"], tuned["imageGCLowThresholdPercent"]) == (100, 99)
+
+
+@pytest.mark.parametrize(
+    ("kubelet", "message"),
+    [
+        ("{eviction_hard: {disk.available: 1Gi}}", "eviction_hard"),
+        ("{eviction_hard: {nodefs.available: lots}}", "eviction_hard"),
+        ("{image_gc_high_percent: 70, image_gc_low_percent: 80}", "must be below image_gc_high_percent"),
+        ("{image_gc_high_percent: 101}", "image_gc_high_percent"),
+    ],
+)
+def test_bad_kubelet_settings_are_inventory_errors(kubelet: str, message: str) -> None:
+    from inventory.errors import InventoryError
+
+    with pytest.raises(InventoryError, match=message):
+        parse_inventory(INVENTORY + f"kubernetes: {{kubelet: {kubelet}}}\n")
+
+
+def test_node_troubles_names_the_conditions_that_keep_pods_off_a_ready_node() -> None:
+    from roles.control_plane.nodes import node_troubles
+
+    def node(name: str, **conditions: str) -> dict[str, Any]:
+        return {
+            "metadata": {"name": name},
+            "status": {"conditions": [{"type": t, "status": s} for t, s in conditions.items()]},
+        }
+
+    out = json.dumps(
+        {
+            "items": [
+                node("m1", Ready="True", DiskPressure="True", MemoryPressure="False"),
+                node("w1", Ready="True", DiskPressure="False", PIDPressure="False"),
+                node("w2", Ready="False", NetworkUnavailable="True", MemoryPressure="True"),
+            ]
+        }
+    )
+    assert node_troubles(out) == {"m1": ["DiskPressure"], "w2": ["MemoryPressure", "NetworkUnavailable"]}
+    assert node_troubles("not json") == {}

@@ -1,0 +1,134 @@
+"""The SSH transport's own logic without a network: reading a command's whole output, and known_hosts errors."""
+
+from __future__ import annotations
+
+import io
+import select
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import paramiko
+import pytest
+
+from roles.engine.errors import EngineError
+from roles.engine.logins import KnownHostsUnreadable, load_known_hosts, login_error
+from roles.engine.ssh_route import Endpoint
+from roles.engine.transport import SSHTransport
+
+
+class ScriptedChannel:
+    """A paramiko Channel whose packets arrive in a fixed order, one arrival per wait of the reader. The default
+    order is what OpenSSH does when a command exits while output is still in its pipe: the exit status first,
+    then the rest of the output, then EOF (session.c, session_exit_message)."""
+
+    def __init__(self, arrivals: list[tuple[str, Any]]) -> None:
+        self.arrivals = deque(arrivals)
+        self.out, self.err = io.BytesIO(), io.BytesIO()
+        self.status: int | None = None
+        self.eof_received = False
+        self.closed = False
+        self.arrive()  # what was there before the first look
+
+    def arrive(self) -> None:
+        if not self.arrivals:
+            return
+        kind, value = self.arrivals.popleft()
+        if kind == "out":
+            self.out = io.BytesIO(self.out.read() + value)
+        elif kind == "err":
+            self.err = io.BytesIO(self.err.read() + value)
+        elif kind == "status":
+            self.status = value
+        elif kind == "eof":
+            self.eof_received = True
+
+    # the part of paramiko.Channel the transport uses
+    def exec_command(self, command: str) -> None: ...
+    def shutdown_write(self) -> None: ...
+    def close(self) -> None: ...
+
+    def recv_ready(self) -> bool:
+        return self.out.tell() < len(self.out.getbuffer())
+
+    def recv_stderr_ready(self) -> bool:
+        return self.err.tell() < len(self.err.getbuffer())
+
+    def recv(self, n: int) -> bytes:
+        return self.out.read(n)
+
+    def recv_stderr(self, n: int) -> bytes:
+        return self.err.read(n)
+
+    def exit_status_ready(self) -> bool:
+        return self.status is not None
+
+    def recv_exit_status(self) -> int:
+        return -1 if self.status is None else self.status
+
+
+class FakeSSHClient:
+    def __init__(self, channel: ScriptedChannel) -> None:
+        self.channel = channel
+
+    def get_transport(self) -> FakeSSHClient:
+        return self
+
+    def is_active(self) -> bool:
+        return True
+
+    def open_session(self, timeout: float | None = None) -> ScriptedChannel:
+        return self.channel
+
+
+def transport_over(channel: ScriptedChannel, monkeypatch: pytest.MonkeyPatch) -> SSHTransport:
+    """An SSHTransport on a scripted channel (no connection is made); each wait lets the next packet arrive."""
+    monkeypatch.setattr(select, "select", lambda *args: channel.arrive())  # the reader's wait
+    ssh = SSHTransport.__new__(SSHTransport)
+    ssh.host, ssh.commands_run = "m1", 0
+    ssh._client = FakeSSHClient(channel)  # type: ignore[assignment]
+    return ssh
+
+
+def test_output_after_the_exit_status_is_not_lost(monkeypatch: pytest.MonkeyPatch) -> None:
+    """sshd may send the exit status before the last of the output: the reader waits for EOF (it used to stop at
+    the exit status, and a fact batch lost its last facts — the etcd restart marker among them)."""
+    channel = ScriptedChannel(
+        [("out", b"head\n"), ("status", 0), ("err", b"warning\n"), ("out", b"tail\n"), ("eof", None)]
+    )
+    result = transport_over(channel, monkeypatch)._exec("true", None, timeout=30)
+    assert (result.rc, result.stdout, result.stderr) == (0, "head\ntail\n", "warning\n")
+
+
+def test_eof_before_the_exit_status_waits_for_the_status(monkeypatch: pytest.MonkeyPatch) -> None:
+    channel = ScriptedChannel([("out", b"all\n"), ("eof", None), ("status", 3)])
+    result = transport_over(channel, monkeypatch)._exec("true", None, timeout=30)
+    assert (result.rc, result.stdout) == (3, "all\n")
+
+
+# -- known_hosts ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"# ok\n\n198.18.0.11 ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ\n", ":3: malformed known_hosts line"),
+        (b"198.18.0.11 ssh-ed25519 AAAA!!!notbase64\n", ":1: malformed known_hosts line"),
+        (b"# wrong numbers\n198.18.0.11 ssh-rsa AAAAB3NzaC1yc2EAAAADAQAB\n", ":2: malformed known_hosts line"),
+        (b"# ok\n\xff\xfe ssh-ed25519 AAAA\n", ":2: known_hosts is not UTF-8 text (byte 0xff)"),
+    ],
+)
+def test_a_bad_known_hosts_line_is_an_error_naming_file_and_line(tmp_path: Path, content: bytes, message: str) -> None:
+    known = tmp_path / "known_hosts"
+    known.write_bytes(content)
+    with pytest.raises(KnownHostsUnreadable) as caught:
+        load_known_hosts(paramiko.SSHClient(), known)
+    assert str(caught.value).startswith(f"{known}{message}")
+    error = login_error(caught.value, "m1", Endpoint("198.18.0.11", 22, "root"), known)  # the host's Connect error
+    assert isinstance(error, EngineError) and str(error).startswith(f"m1: {known}{message}")
+    assert "hint: fix or delete that line" in str(error)
+
+
+def test_a_known_hosts_folder_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(KnownHostsUnreadable, match=f"cannot read known_hosts {tmp_path}: Is a directory"):
+        load_known_hosts(paramiko.SSHClient(), tmp_path)

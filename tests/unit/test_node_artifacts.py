@@ -1,0 +1,164 @@
+"""Artifact delivery (provision/artifacts/sources.py, roles/engine/fetch.py): digests resolved from a local set and
+from a mirror (HTTP and HTTPS with our CA, on loopback), the install script all-or-nothing against a tampered file,
+the installed-state fact and parsers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import ipaddress
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from inventory.kubernetes import Artifacts
+from provision.artifacts import layout, manifest
+from provision.artifacts.catalog import release
+from provision.artifacts.serve import MirrorServer
+from provision.artifacts.sources import ArtifactSourceError, Resolver
+from roles.engine import fetch as install
+from roles.engine.fetch import ArchiveInstall, FileInstall, Installed, Payload
+from roles.engine.fetch import archive_ok as _archive_ok
+from roles.kubernetes_node.steps import parse_images
+from roles.pki.certs import CertSpec, Usage, issue, make_ca
+
+REL = release("v1.37.2")
+
+
+def fake_set(root: Path) -> Path:
+    """A set folder with one binary, one archive and a manifest, in the mirror layout."""
+    root.mkdir(parents=True, exist_ok=True)
+    kubeadm = layout.kube_binary(REL, "kubeadm").path
+    (root / kubeadm).parent.mkdir(parents=True)
+    (root / kubeadm).write_bytes(b"#!/bin/sh\necho kubeadm\n")
+    man = manifest.Manifest(kubernetes=REL.kubernetes, key="test", go="go-test", versions={})
+    man.files.append(manifest.record(root, kubeadm, "binary"))
+    manifest.write(root, man)
+    return root
+
+
+def test_local_source_digest_comes_from_the_manifest(tmp_path: Path) -> None:
+    root = fake_set(tmp_path / "set")
+    resolver = Resolver(Artifacts(source="local", local=str(root)), REL)
+    payload = resolver.binary("kubeadm")
+    assert payload.sha256 == hashlib.sha256(b"#!/bin/sh\necho kubeadm\n").hexdigest()
+    assert payload.path == root / layout.kube_binary(REL, "kubeadm").path and payload.url is None
+
+
+def test_local_source_without_the_file_is_a_clear_error(tmp_path: Path) -> None:
+    root = fake_set(tmp_path / "set")
+    resolver = Resolver(Artifacts(source="local", local=str(root)), REL)
+    with pytest.raises(Exception, match=r"has no release/v1\.37\.2/bin/linux/amd64/kubelet"):
+        resolver.binary("kubelet")
+
+
+def test_mirror_digest_is_read_from_the_published_sha256_file(tmp_path: Path) -> None:
+    root = fake_set(tmp_path / "set")
+    with MirrorServer(root, "127.0.0.1") as server:
+        resolver = Resolver(Artifacts(source="mirror", mirror=server.url + "/"), REL)
+        payload = resolver.binary("kubeadm")
+        assert payload.url == f"{server.url}/{layout.kube_binary(REL, 'kubeadm').path}"
+        assert payload.sha256 == manifest.Manifest.load(root).files[0].sha256
+        with pytest.raises(ArtifactSourceError, match=r"cannot read .*kubelet\.sha256"):
+            resolver.binary("kubelet")
+
+
+def test_mirror_over_https_needs_its_ca(tmp_path: Path) -> None:
+    root = fake_set(tmp_path / "set")
+    now = dt.datetime.now(dt.UTC)
+    ca = make_ca("test mirror CA", now)
+    spec = CertSpec(
+        "mirror", None, "127.0.0.1", frozenset({Usage.SERVER}), ip_addresses=(ipaddress.ip_address("127.0.0.1"),)
+    )
+    pair = issue(ca, spec, now)
+    (tmp_path / "ca.crt").write_bytes(ca.cert_pem)
+    (tmp_path / "tls.crt").write_bytes(pair.cert_pem)
+    (tmp_path / "tls.key").write_bytes(pair.key_pem)
+    with MirrorServer(root, "127.0.0.1", cert=tmp_path / "tls.crt", key=tmp_path / "tls.key") as server:
+        assert server.url.startswith("https://")
+        trusted = Resolver(Artifacts(source="mirror", mirror=server.url, ca_file=str(tmp_path / "ca.crt")), REL)
+        assert len(trusted.binary("kubeadm").sha256) == 64
+        untrusted = Resolver(Artifacts(source="mirror", mirror=server.url), REL)
+        with pytest.raises(ArtifactSourceError, match="CERTIFICATE_VERIFY_FAILED"):
+            untrusted.binary("kubeadm")
+
+
+def _run_install(tmp_path: Path, files: list[FileInstall]) -> subprocess.CompletedProcess[str]:
+    script = install.script(files, [], None).replace(install.DOWNLOAD_DIR, str(tmp_path / "dl"))
+    (tmp_path / "dl").mkdir(exist_ok=True)
+    return subprocess.run(
+        ["bash", "-c", script],
+        check=False,
+        capture_output=True,
+        text=True,
+        env={"KEELSON_UPLOADS": str(tmp_path / "up"), "PATH": "/usr/bin:/bin"},
+    )
+
+
+def _upload(tmp_path: Path, name: str, data: bytes) -> Path:
+    up = tmp_path / "up"
+    up.mkdir(exist_ok=True)
+    (up / name).write_bytes(data)
+    return up / name
+
+
+def test_install_is_all_or_nothing_when_one_file_is_tampered(tmp_path: Path) -> None:
+    good, bad = b"good binary\n", b"expected content\n"
+    good_sha, bad_sha = hashlib.sha256(good).hexdigest(), hashlib.sha256(bad).hexdigest()
+    _upload(tmp_path, good_sha, good)
+    tampered = b"tampered!\n"
+    _upload(tmp_path, bad_sha, tampered)  # arrives under the digest it should have
+    dest = tmp_path / "bin"
+    files = [
+        FileInstall(str(dest / "kubeadm"), Payload("release/x/kubeadm", good_sha, path=Path("unused"))),
+        FileInstall(str(dest / "kubelet"), Payload("release/x/kubelet", bad_sha, path=Path("unused"))),
+    ]
+    proc = _run_install(tmp_path, files)
+    assert proc.returncode == install.MISMATCH_RC
+    assert f"expected {bad_sha}, got {hashlib.sha256(tampered).hexdigest()}" in proc.stderr
+    assert "nothing installed" in proc.stderr
+    assert not dest.exists()  # not even the good one
+
+
+def test_install_puts_every_file_in_place_when_all_check_out(tmp_path: Path) -> None:
+    data = b"multi-call binary\n"
+    sha = hashlib.sha256(data).hexdigest()
+    _upload(tmp_path, sha, data)
+    dest = tmp_path / "bin"
+    payload = Payload("release/x/kube", sha, path=Path("unused"))
+    files = [FileInstall(str(dest / n), payload) for n in ("kubeadm", "kubelet", "kubectl")]
+    proc = _run_install(tmp_path, files)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("kubeadm", "kubelet", "kubectl"):
+        assert (dest / name).read_bytes() == data and (dest / name).stat().st_mode & 0o777 == 0o755
+    # the same content is one file on disk, linked under the three names
+    assert len({(dest / n).stat().st_ino for n in ("kubeadm", "kubelet", "kubectl")}) == 1
+    assert (dest / "kubelet").stat().st_nlink == 3
+    assert sorted(p.name for p in dest.iterdir()) == ["kubeadm", "kubectl", "kubelet"]  # no temp file left
+
+
+def test_installed_fact_parses_digests_and_markers() -> None:
+    fact = Installed(("/usr/local/bin/kubeadm",), ("/var/lib/keelson/artifacts/cni.tgz.installed",))
+    out = (
+        f"{'a' * 64}  /usr/local/bin/kubeadm\n"
+        "junk line\n"
+        "@@marker /var/lib/keelson/artifacts/cni.tgz.installed\n"
+        f"{'b' * 64}\n{'c' * 64}  /opt/cni/bin/bridge\n"
+    )
+    digests, markers = fact.parse(out, 0)
+    assert digests == {"/usr/local/bin/kubeadm": "a" * 64}
+    archive = ArchiveInstall(Payload("cni-plugins/v/cni.tgz", "b" * 64), (("bridge", "/opt/cni/bin/bridge"),))
+    marker = markers["/var/lib/keelson/artifacts/cni.tgz.installed"]
+    assert _archive_ok(archive, {"/opt/cni/bin/bridge": "c" * 64}, marker)
+    assert not _archive_ok(archive, {"/opt/cni/bin/bridge": "d" * 64}, marker)  # a member changed since
+    assert not _archive_ok(archive, {"/opt/cni/bin/bridge": "c" * 64}, None)
+
+
+def test_ctr_image_listing() -> None:
+    out = (
+        "REF                          TYPE                                       DIGEST     SIZE    PLATFORMS\n"
+        "registry.k8s.io/pause:3.10.2 application/vnd.oci.image.manifest.v1+json sha256:abc 300 KiB linux/amd64\n"
+    )
+    assert parse_images(out) == {"registry.k8s.io/pause:3.10.2": "sha256:abc"}
+    assert parse_images("") == {}
