@@ -38,6 +38,19 @@ def up(
 
 
 @app.command()
+def prepare() -> None:
+    """Build the lab's cached host image (the Debian rootfs) now, without booting hosts; `lab up` then starts at once."""
+    import logging
+
+    from provision.lab import host_setup, rootfs
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    host_setup.require_root()
+    host_setup.ensure_host_packages()
+    typer.echo(str(rootfs.ensure_base()))
+
+
+@app.command()
 def down(name: NameOpt = "lab") -> None:
     """Stop the lab's hosts and remove everything it made (mounts, cgroups, bridge, files). Idempotent."""
     from provision.lab import Lab

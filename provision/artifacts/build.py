@@ -22,7 +22,7 @@ from typing import TypeVar
 from provision.artifacts import debs, layout, manifest
 from provision.artifacts.cache import artifacts_root, build_lock
 from provision.artifacts.catalog import Release
-from provision.artifacts.gotool import go_version
+from provision.artifacts.gotool import go_version, modules_prefetched
 from provision.artifacts.images import ImageParts, images
 from provision.artifacts.manifest import ImageEntry, Manifest
 from provision.artifacts.oci import write_archive
@@ -107,10 +107,11 @@ def _build(release: Release, report: Reporter) -> ArtifactSet:
     seconds: dict[str, float] = {}
     parts: dict[str, Part] = {}
     recipes: dict[str, Recipe] = {r.component: r for r in recipes_for(release)}
-    for component, recipe in recipes.items():
-        parts[component], seconds[component] = timed_step(
-            report, f"build {component} {recipe.version} (Go)", functools.partial(go_part, recipe)
-        )
+    with modules_prefetched([r.dir for r in list(recipes.values())[1:]]):
+        for component, recipe in recipes.items():
+            parts[component], seconds[component] = timed_step(
+                report, f"build {component} {recipe.version} (Go)", functools.partial(go_part, recipe)
+            )
     parts["pause"], seconds["pause"] = timed_step(
         report, f"build pause {release.pause} (C)", lambda: pause_part(release)
     )

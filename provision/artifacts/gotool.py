@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
+import threading
+from collections.abc import Iterator, Sequence
 from functools import cache
 from pathlib import Path
 
@@ -60,3 +63,26 @@ def run_go(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> str
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-25:])
         raise BuildError(f"`go {' '.join(args[:3])}…` failed in {cwd} (exit {proc.returncode}):\n{tail}")
     return proc.stdout
+
+
+@contextlib.contextmanager
+def modules_prefetched(module_dirs: Sequence[Path]) -> Iterator[None]:
+    """While the body compiles one recipe, download the modules of the next ones (`go mod download` in each folder,
+    one after the other, in a background thread): on a cold cache the proxy's latency overlaps the compiler instead
+    of adding to it. Go's module cache is safe for concurrent use. A failed download is not reported here: that
+    recipe's own `go mod download` runs again when its turn comes and says what is wrong."""
+    stop = threading.Event()
+
+    def fetch() -> None:
+        for folder in module_dirs:
+            if stop.is_set():
+                return
+            subprocess.run([go_binary(), "mod", "download"], cwd=folder, env=go_env(), capture_output=True, check=False)
+
+    worker = threading.Thread(target=fetch, name="go-mod-prefetch", daemon=True)
+    worker.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        worker.join()

@@ -71,6 +71,7 @@ CASES: list[tuple[str, list[str], int, str]] = [
     ("lab-kill-no-lab", ["lab", "kill", "m1", "--name", "cli-none"], 1, "no lab named 'cli-none'"),
     ("lab-start-no-lab", ["lab", "start", "m1", "--name", "cli-none"], 1, "no lab named 'cli-none'"),
     ("lab-down-bad-option", ["lab", "down", "--force"], 2, "No such option"),
+    ("lab-prepare-extra-argument", ["lab", "prepare", "m1"], 2, "unexpected extra argument"),
     ("lab-status-bad-option", ["lab", "status", "--all"], 2, "No such option"),
     # bench (arguments checked before any lab is touched)
     ("bench-lab-zero-hosts", ["bench", "lab", "--hosts", "0"], 2, "0 is not between 1 and 164"),

@@ -23,7 +23,7 @@ from pathlib import Path
 from inventory.errors import KeelsonError
 from provision.artifacts.build import Reporter, timed_step
 from provision.artifacts.cache import artifacts_root, build_lock
-from provision.artifacts.gotool import go_env, go_version
+from provision.artifacts.gotool import go_env, go_version, modules_prefetched
 from provision.artifacts.manifest import FileEntry, sha256_file
 from provision.artifacts.parts import Part, go_build, go_part, produce
 from provision.artifacts.pulumi_tools.catalog import PROVIDER_MODULE, PulumiRelease
@@ -191,8 +191,9 @@ def _build(release: PulumiRelease, report: Reporter) -> Toolset:
             lambda: kubernetes_provider_part(release),
         ),
     ]
-    for name, title, make in steps:
-        parts[name], seconds[name] = timed_step(report, title, make)
+    with modules_prefetched([r.dir for r in recipes_for(release)[1:]]):
+        for name, title, make in steps:
+            parts[name], seconds[name] = timed_step(report, title, make)
     key = toolset_key(release)
     final = toolsets_root() / key
     work = final.with_name(key + ".partial")
