@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from inventory.errors import InventoryError, InventoryProblem
 from inventory.model import Cluster
-from inventory.positions import dotted, locate, node_lines
+from inventory.positions import dotted, load_with_nodes, locate, node_lines
 from inventory.rules import violations
 
 
@@ -45,7 +45,7 @@ def read_source(path: Path) -> str:
 
 def parse_inventory(text: str, *, source: str = "<inventory>", base_dir: Path | None = None) -> Cluster:
     try:
-        data = yaml.safe_load(text)
+        data, root = load_with_nodes(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -54,13 +54,14 @@ def parse_inventory(text: str, *, source: str = "<inventory>", base_dir: Path | 
     if not isinstance(data, dict):
         kind = "empty" if data is None else type(data).__name__
         raise InventoryError([InventoryProblem(source, 1, "", f"the inventory must be a mapping, got {kind}")])
-    lines = node_lines(text)
     try:
         cluster = Cluster.model_validate(_absolute_paths(data, base_dir))
     except ValidationError as exc:
+        lines = node_lines(root)
         raise InventoryError([_problem(source, lines, err) for err in exc.errors()]) from None
     found = violations(cluster)
     if found:
+        lines = node_lines(root)
         problems = []
         for v in found:
             _, line = locate(lines, v.path)
