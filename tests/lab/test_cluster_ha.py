@@ -1,39 +1,97 @@
-"""The HA control plane for real (issue 13): `keelson apply` on fresh lab hosts — 3 masters behind the VIP
-(keepalived + haproxy), keelson's external etcd over TLS, 2 workers, flannel with kube-router's NetworkPolicy —
-ends with every node Ready through the VIP; CoreDNS answers from a pod, a pod on one worker reaches a pod on the
-other, a Service answers through kube-proxy, a NetworkPolicy blocks and then opens; a re-apply changes nothing;
-killing the master that holds the VIP leaves kubectl answering through the VIP and the cluster scheduling, and the
-master rejoins on its own when it boots again. Every component is real."""
+"""The HA control plane for real (issue 13) and day-2 on it (issue 15), one 3-master + 2-worker lab for the module.
+
+`keelson apply` on fresh lab hosts, from an inventory without w2 — 3 masters behind the VIP (keepalived + haproxy),
+keelson's external etcd over TLS, a worker, flannel with kube-router's NetworkPolicy — then, in order:
+
+- `keelson join w2`: only w2 changes — no unit restarted and no container replaced on any other host (systemd
+  InvocationIDs and the running container IDs, before and after), a `keelson plan` of the old inventory says the other
+  hosts still match it; a rerun changes nothing;
+- every node Ready through the VIP; CoreDNS answers from a pod, a pod on one worker reaches a pod on the other, a
+  Service answers through kube-proxy, a NetworkPolicy blocks and then opens; the first apply of the full inventory
+  only adds w2 to the other hosts' /etc/hosts (nothing restarts), the next changes nothing;
+- `keelson verify` passes, and fails naming the member when one etcd member is stopped;
+- killing the master that holds the VIP leaves kubectl answering through the VIP and the cluster scheduling, and the
+  master rejoins on its own when it boots again;
+- `keelson remove w2` after `keelson lab kill w2`: succeeds, the node is gone, the host is said not reset; back up,
+  `keelson reset w2 --yes` cleans it (a rerun changes nothing) and it joins again, Ready.
+
+One cluster serves both issues because each bring-up costs minutes of the CI budget; the tests run in file order and
+each leaves the cluster whole for the next. Every component is real."""
 
 from __future__ import annotations
 
 import json
 import threading
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+import yaml
 
 from provision.bench.vip_bench import single_holder
-from provision.lab import faults
+from provision.lab import Lab, faults
 from tests.conftest import LabFactory
-from tests.kube_helpers import AppliedCluster as Cluster
 from tests.kube_helpers import (
     Kubectl,
-    applied_lab,
     artifact_set,
     keelson,
+    kubectl_for,
     pod_ready,
     ready_nodes,
     run_finished,
     wait_for,
 )
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.timeout(2400)]  # the first test pays the apply (fixture)
+
+
+@dataclass
+class Cluster:
+    lab: Lab
+    inventory: Path  # the full inventory (with w2)
+    base: Path  # the inventory the cluster was applied from (without w2)
+    state: Path
+    kubectl: Kubectl
 
 
 @pytest.fixture(scope="module")
 def ha(lab_factory: LabFactory, tmp_path_factory: pytest.TempPathFactory) -> Cluster:
-    return applied_lab(lab_factory, tmp_path_factory.mktemp("ha3"), "t-ha3", masters=3, workers=2)
+    artifact_set()  # built before any host boots
+    lab = lab_factory("t-ha3", masters=3, workers=2)
+    tmp = tmp_path_factory.mktemp("ha3")
+    data = yaml.safe_load(lab.inventory_path.read_text())
+    data["hosts"] = [h for h in data["hosts"] if h["name"] != "w2"]
+    base = tmp / "base.yaml"
+    base.write_text(yaml.safe_dump(data))
+    state = tmp / "state"
+    keelson("apply", "-i", str(base), state=state)
+    return Cluster(lab, lab.inventory_path, base, state, kubectl_for(base, state, tmp))
+
+
+FINGERPRINT = (
+    'for u in kubelet containerd etcd haproxy keepalived; do echo "$u $(systemctl show -p InvocationID --value $u)";'
+    " done; crictl --runtime-endpoint unix:///run/containerd/containerd.sock ps -q 2>/dev/null | sort"
+)
+OTHERS = ["m1", "m2", "m3", "w1"]
+
+
+def fingerprints(lab: Lab, hosts: list[str]) -> dict[str, str]:
+    return {h: lab.run(h, FINGERPRINT).stdout for h in hosts}
+
+
+def test_join_changes_only_the_new_host(ha: Cluster) -> None:
+    before = fingerprints(ha.lab, OTHERS)
+    assert all(" " in line for fp in before.values() for line in fp.splitlines()[:2])  # kubelet, containerd: ids
+    done = run_finished(keelson("join", "-i", str(ha.inventory), "w2", "--json", state=ha.state).stdout)
+    assert done["ok"], done
+    assert [h for h, c in done["hosts"].items() if c["changed"]] == ["w2"]
+    assert fingerprints(ha.lab, OTHERS) == before, "a unit restarted or a container replaced on another host"
+    assert ready_nodes(ha.kubectl) == ["m1", "m2", "m3", "w1", "w2"]
+    unchanged = run_finished(keelson("plan", "-i", str(ha.base), "--json", state=ha.state).stdout)
+    assert {h: c["changed"] for h, c in unchanged["hosts"].items() if c["changed"]} == {}, unchanged
+    again = run_finished(keelson("join", "-i", str(ha.inventory), "w2", "--json", state=ha.state).stdout)
+    assert again["ok"] and {h: c["changed"] for h, c in again["hosts"].items() if c["changed"]} == {}, again
 
 
 def agnhost() -> str:
@@ -93,9 +151,40 @@ def test_pods_across_hosts_dns_services_and_network_policy(ha: Cluster) -> None:
 
 
 def test_reapply_changes_nothing(ha: Cluster) -> None:
+    """The first apply of the full inventory after the join only teaches the other hosts w2's name (their /etc/hosts
+    block) and restarts nothing; the next one changes nothing at all."""
+    before = fingerprints(ha.lab, OTHERS)
+    first = run_finished(keelson("apply", "-i", str(ha.inventory), "--json", state=ha.state).stdout)
+    assert first["ok"] and first["hosts"]["w2"]["changed"] == 0, first
+    assert fingerprints(ha.lab, OTHERS) == before, "a unit restarted or a container replaced by the re-apply"
+    assert all("w2" in ha.lab.run(h, "getent hosts w2").stdout for h in OTHERS)
     again = run_finished(keelson("apply", "-i", str(ha.inventory), "--json", state=ha.state).stdout)
     assert again["ok"]
     assert {h: c["changed"] for h, c in again["hosts"].items() if c["changed"]} == {}
+
+
+def test_verify_passes_and_fails_naming_a_stopped_etcd_member(ha: Cluster) -> None:
+    passed = keelson("verify", "-i", str(ha.inventory), "--json", state=ha.state, check=False)
+    report = json.loads(passed.stdout.strip().splitlines()[-1])
+    assert passed.returncode == 0 and report["ok"], report
+    failover = next(c for c in report["checks"] if c["name"] == "vip failover")
+    assert failover["figures"]["to"] != failover["figures"]["from"]
+    faults.stop_unit(ha.lab, "m2", "etcd")
+    try:
+        failed = keelson("verify", "-i", str(ha.inventory), "--no-failover", state=ha.state, check=False)
+        assert failed.returncode == 1, failed.stdout + failed.stderr
+        assert "FAIL etcd: 1 of 3 members not healthy (quorum kept): m2 (https://" in " ".join(failed.stdout.split())
+        assert "Traceback" not in failed.stdout + failed.stderr
+    finally:
+        faults.start_unit(ha.lab, "m2", "etcd")
+    wait_for(
+        "etcd healthy again",
+        lambda: (
+            keelson("verify", "-i", str(ha.inventory), "--no-failover", state=ha.state, check=False).returncode == 0
+        ),
+        timeout=120,
+        every=3,
+    )
 
 
 def test_killing_the_vip_holder_keeps_the_api_answering(ha: Cluster) -> None:
@@ -157,3 +246,23 @@ def test_killing_the_vip_holder_keeps_the_api_answering(ha: Cluster) -> None:
         watcher.join(timeout=30)
         faults.power_on(ha.lab, holder)
     wait_for(f"{holder} Ready again with no keelson action", lambda: holder in ready_nodes(ha.kubectl), timeout=300)
+
+
+def test_remove_a_killed_worker_then_reset_and_join_it_again(ha: Cluster) -> None:
+    ha.lab.kill("w2")
+    removed = keelson("remove", "-i", str(ha.inventory), "w2", state=ha.state)
+    assert "w2: not reset, it does not answer" in " ".join(removed.stdout.split())
+    assert "w2" not in [n["metadata"]["name"] for n in ha.kubectl.json("get", "nodes")["items"]]
+    assert keelson("remove", "-i", str(ha.inventory), "w2", state=ha.state, check=False).returncode == 0  # converges
+    ha.lab.start("w2")
+    reset = run_finished(keelson("reset", "-i", str(ha.inventory), "w2", "--yes", "--json", state=ha.state).stdout)
+    assert reset["ok"] and reset["hosts"]["w2"]["changed"] == 1, reset
+    again = run_finished(keelson("reset", "-i", str(ha.inventory), "w2", "--yes", "--json", state=ha.state).stdout)
+    assert again["ok"] and again["hosts"]["w2"]["changed"] == 0, again
+    assert ha.lab.run("w2", "ls -A /etc/kubernetes /var/lib/kubelet").stdout.split() == [
+        "/etc/kubernetes:",
+        "/var/lib/kubelet:",
+    ]
+    rejoined = run_finished(keelson("join", "-i", str(ha.inventory), "w2", "--json", state=ha.state).stdout)
+    assert rejoined["ok"], rejoined
+    assert ready_nodes(ha.kubectl) == ["m1", "m2", "m3", "w1", "w2"]
