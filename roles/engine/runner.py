@@ -148,11 +148,14 @@ class _FactCache:
             # never read a fact whose end marker did not arrive as "absent": that would change a matching host
             missing = [f.key for i, f in enumerate(facts) if f"@@KR-{nonce} {i} " not in result.stdout]
             if missing:
+                said = " ".join((result.stderr or "").strip().splitlines()[-3:])[-300:]  # e.g. sudo refusing
                 raise EngineError(
                     host.name,
                     f"gathering facts returned incomplete output ({len(missing)} of {len(facts)} facts missing, "
-                    f"first {missing[0]}; exit {result.rc})",
-                    hint="rerun; if it persists, a fact's command ends the shell (it must not `exit`)",
+                    f"first {missing[0]}; exit {result.rc})" + (f": {said}" if said else ""),
+                    hint="rerun; if it persists, a fact's command ends the shell (it must not `exit`)"
+                    if len(missing) < len(facts) or not said
+                    else "no fact arrived: the host's shell said why, above",
                 )
             have = {f.key: f.parse(out, rc) for f, (out, rc) in zip(facts, parsed, strict=True)}
             self.values[host.name] = have

@@ -246,6 +246,25 @@ def test_facts_cut_off_fail_the_host_instead_of_reading_as_absent(hosts: dict[st
     assert [s for s in hosts["m2"].scripts if "@@KF-" not in s] == []  # nothing ran on the host
 
 
+class RefusingTransport(LocalTransport):
+    """Every command refused before the shell starts, as `sudo -n` refuses a user without a sudoers entry."""
+
+    def run(
+        self, script: str, *, timeout: float | None = None, check: bool = False, private: bool = False
+    ) -> CommandResult:
+        self.scripts.append(script)
+        return CommandResult(1, "", "sudo: a password is required\n")
+
+
+def test_a_fact_batch_the_shell_never_ran_says_why(hosts: dict[str, LocalTransport]) -> None:
+    plan = [Phase("One", all_hosts, [value_step("a", "1")])]
+    hosts["m2"] = RefusingTransport("m2", hosts["m2"].root)
+    report = run(plan)
+    (error,) = report.hosts["m2"].errors
+    assert "1 of 1 facts missing" in error and "exit 1): sudo: a password is required" in error, error
+    assert "the host's shell said why" in error
+
+
 def test_only_takes_role_names_slugs_and_titles(hosts: dict[str, LocalTransport]) -> None:
     plan = [
         Phase("Validate", all_hosts, [value_step("v", "1")], always=True, role="validate"),
