@@ -2,7 +2,8 @@
 (no root, no systemd-nspawn, no cgroup v2), and under CI=true they fail there instead of skipping.
 
     lab            a running 3-master + 2-worker lab for the whole session (name `t-main`)
-    lab_factory    lab_factory(name, masters=3, workers=2, lbs=0) -> a running Lab, torn down at session end
+    lab_factory    lab_factory(name, masters=3, workers=2, lbs=0) -> a running Lab, torn down when the module that
+                   booted it ends (an idle cluster would otherwise share the cores with every later test)
 
 KEELSON_LAB_REUSE=NAME makes `lab` use the already running lab NAME (which the session then leaves running).
 """
@@ -48,10 +49,24 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 LabFactory = Callable[..., Lab]
 
+STARTED: list[Lab] = []  # every lab `lab_factory` booted in this session, in order
+SESSION_WIDE: set[str] = set()  # labs that live for the whole session (the `lab` fixture's)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _labs_end_with_their_module() -> Iterator[None]:
+    """A lab that a module boots is torn down when that module ends, not when the session does: a cluster left idle
+    keeps its apiservers, etcd and kubelets running on the same two cores as every later test."""
+    first = len(STARTED)
+    yield
+    for lab in STARTED[first:]:
+        if lab.name not in SESSION_WIDE and lab.name in Lab.names():
+            lab.down()
+
 
 @pytest.fixture(scope="session")
 def lab_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabFactory]:
-    started: list[Lab] = []
+    started = STARTED
     inventories = tmp_path_factory.mktemp("lab-inventories")
 
     def make(name: str, masters: int = 3, workers: int = 2, lbs: int = 0) -> Lab:
@@ -72,7 +87,8 @@ def lab_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabFactory
         yield make
     finally:
         for lab in started:
-            lab.down()
+            if lab.name in Lab.names():
+                lab.down()
 
 
 @pytest.fixture(scope="session")
@@ -80,4 +96,56 @@ def lab(lab_factory: LabFactory) -> Lab:
     reuse = os.environ.get("KEELSON_LAB_REUSE")
     if reuse:
         return Lab.load(reuse)
+    SESSION_WIDE.add("t-main")
     return lab_factory("t-main", masters=3, workers=2)
+
+
+# -- what a test needs built: ordered last, waited for outside its timeout --------------------------------------------
+
+
+def _rank(item: pytest.Item) -> int:
+    if item.get_closest_marker("pulumi_engine"):
+        return 3
+    if item.get_closest_marker("artifacts"):
+        return 2
+    return 1 if item.get_closest_marker("lab") else 0
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that need nothing built run first (unit, mocked Pulumi), then lab tests, then those on the Kubernetes
+    artifact set, then those on the Pulumi engine (a stable sort: each module stays whole and in order). A build
+    running beside the session (`.ci/run` starts one) has the most time to finish before a test waits for it."""
+    items.sort(key=_rank)
+
+
+BUILT: dict[str, object] = {}  # "artifacts" / "pulumi_engine" -> what the build returned, or the error it raised
+
+
+def _build(marker: str) -> object:
+    if marker == "artifacts":
+        from provision.artifacts.build import build
+        from provision.artifacts.catalog import DEFAULT_KUBERNETES, release
+
+        return build(release(DEFAULT_KUBERNETES), lambda event: None)
+    from provision.artifacts.pulumi_tools.build import build as build_toolset
+    from provision.artifacts.pulumi_tools.catalog import PULUMI
+
+    return build_toolset(PULUMI, lambda event: None)
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    """Before a test that needs the artifact set or the Pulumi toolset, build it — or wait for the build another
+    process holds the lock of — outside the test's own timeout (this wrapper runs before pytest-timeout's). A
+    failed build is remembered and not repeated: the test's fixture asks again and reports the error."""
+    for marker in ("artifacts", "pulumi_engine"):
+        if marker in BUILT or item.get_closest_marker(marker) is None or lab_unavailable() is not None:
+            continue
+        reporter = item.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"[{marker}] building, or waiting for the build that holds the lock …")
+        try:
+            BUILT[marker] = _build(marker)
+        except Exception as exc:  # the fixture's own call raises it again, inside the test, with its message
+            BUILT[marker] = exc
+    yield

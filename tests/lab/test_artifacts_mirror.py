@@ -23,7 +23,7 @@ from roles.pki.certs import CertSpec, Usage, issue, make_ca
 from tests.conftest import LabFactory
 from tests.kube_helpers import artifact_set, keelson, run_finished
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.artifacts]
 
 
 def set_release() -> Release:

@@ -43,7 +43,8 @@ from tests.kube_helpers import (
     wait_for,
 )
 
-pytestmark = [pytest.mark.lab, pytest.mark.timeout(2400)]  # the first test pays the apply (fixture)
+# the first test pays the apply (the fixture)
+pytestmark = [pytest.mark.lab, pytest.mark.artifacts, pytest.mark.timeout(2400)]
 
 
 @dataclass

@@ -15,7 +15,7 @@ from tests.conftest import LabFactory
 from tests.kube_helpers import AppliedCluster as Cluster
 from tests.kube_helpers import applied_lab, keelson, ready_nodes, run_finished
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.artifacts]
 
 MASTERS = ["m1", "m2", "m3", "m4", "m5"]
 APISERVER = "crictl ps --name '^kube-apiserver$' --state running -q"

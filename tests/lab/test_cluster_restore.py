@@ -31,7 +31,7 @@ from roles.cni.render import manifests
 from tests.conftest import LabFactory
 from tests.kube_helpers import Kubectl, artifact_set, keelson, kubectl_for, ready_nodes, run_finished, wait_for
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.artifacts]
 
 BUCKET = "drill-backups"
 PREFIX = "etcd/"

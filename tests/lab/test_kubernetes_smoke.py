@@ -13,7 +13,7 @@ from provision.lab import Lab
 from tests.conftest import LabFactory
 from tests.kube_helpers import artifact_set, keelson, kubectl_for, pod_ready, ready_nodes, run_finished, wait_for
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.artifacts]
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ from tests.kube_helpers import Kubectl, artifact_set, keelson, kubectl_for, run_
 # UNSETTLED (README "Upgrades"): the real v1.36.3 → v1.37.2 upgrade ran twice here; run 1 upgraded, stopped at the
 # injected failure and resumed to the end, run 2 found m1 still cordoned after its upgrade. Out of the default run
 # until that is understood: `uv run pytest -m unsettled tests/lab/test_upgrade.py`.
-pytestmark = [pytest.mark.lab, pytest.mark.unsettled]
+pytestmark = [pytest.mark.lab, pytest.mark.artifacts, pytest.mark.unsettled]
 OLD, NEW = "v1.36.3", "v1.37.2"
 MASTERS = ("m1", "m2", "m3")
 IN_THE_WAY = "/usr/local/bin/.kubelet.keelson"  # the temp file the install renames onto /usr/local/bin/kubelet

@@ -22,9 +22,16 @@ from provision.artifacts.pulumi_tools.build import build
 from provision.artifacts.pulumi_tools.catalog import PULUMI
 from provision.lab import Lab
 from provision.stack.local import LocalStack, passphrase
+from tests.conftest import BUILT
 from tests.kube_helpers import artifact_set
 
-pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(3600)]
+pytestmark = [
+    pytest.mark.lab,
+    pytest.mark.artifacts,
+    pytest.mark.pulumi_engine,
+    pytest.mark.slow,
+    pytest.mark.timeout(3600),
+]
 
 LAB = "t-pulumi"
 INVENTORY = "tests/pulumi/stack/inventory.yaml"
@@ -43,6 +50,9 @@ def _no_report(event: StepEvent) -> None:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     if LAB in Lab.names():
         Lab.load(LAB).down()  # a leftover of an interrupted session
+    failed = BUILT.get("pulumi_engine")  # tests/conftest.py built it (or waited) before the test; not repeated
+    if isinstance(failed, Exception):
+        raise failed
     toolset = build(PULUMI, _no_report)  # cached: a warm run reads one file (a cold one builds the engine)
     artifact_set()  # etcd's binaries come from this machine's Kubernetes artifact set (source: local)
     local = LocalStack(toolset, tmp_path_factory.mktemp("pulumi-stack"), "t", passphrase())
