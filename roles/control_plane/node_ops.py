@@ -95,8 +95,14 @@ class _NodePhase(CustomPhase):
             result = api.run(command.script, timeout=DRAIN_TIMEOUT_S + 120)
             if result.rc != 0:
                 tail = (result.stdout + result.stderr).strip()[-800:]
+                hint = (
+                    "\n  hint: pods that no controller owns are not evicted (nothing would recreate them): move "
+                    "them yourself, or rerun with --force to delete them"
+                    if "declare no controller" in tail and not self.force
+                    else ""
+                )
                 outcomes[api.host] = HostOutcome(
-                    commands=tuple(done), error=f"{command.description} failed (exit {result.rc}): {tail}"
+                    commands=tuple(done), error=f"{command.description} failed (exit {result.rc}): {tail}{hint}"
                 )
                 return outcomes
             done.append(command)

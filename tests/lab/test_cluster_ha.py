@@ -149,6 +149,10 @@ def test_pods_across_hosts_dns_services_and_network_policy(ha: Cluster) -> None:
     k("apply", "-f", "-", stdin=allow)
     wait_for("the allow policy to open for the client", lambda: reach("client", f"{web_ip}:8080"), timeout=60)
     assert not reach("stranger", f"{web_ip}:8080"), "a pod the policy does not name stays blocked"
+    # the cluster is shared with the tests after this one: bare pods would stop a drain (no controller owns them)
+    k("delete", "networkpolicy", "web-deny", "web-allow-client")
+    k("delete", "service", "web")
+    k("delete", "pod", "web", "client", "stranger", "--wait=false")
 
 
 def test_reapply_changes_nothing(ha: Cluster) -> None:

@@ -51,12 +51,16 @@ def test_single_node_cluster_runs_pods_from_the_set(single: Lab, tmp_path: Path)
     lookup = kubectl("exec", "client", "--", "nslookup", "kubernetes.default.svc.cluster.local", check=False)
     assert "10.96.0.1" in lookup, lookup
     kubectl("expose", "pod", "server", "--port=80", "--target-port=8080")
-    wait_for(  # kube-proxy programs the new Service within its sync period
+    wait_for(  # kube-proxy programs the new Service within its sync period; each try is bounded (busybox timeout:
+        # a SYN to a ClusterIP not yet programmed is retried by the kernel for minutes; wget's own -T crashes it)
         "the Service answering through kube-proxy",
         lambda: (
-            kubectl("exec", "client", "--", "wget", "-qO-", "http://server/hostname", check=False).strip() == "server"
+            kubectl(
+                "exec", "client", "--", "timeout", "5", "wget", "-qO-", "http://server/hostname", check=False
+            ).strip()
+            == "server"
         ),
-        timeout=60,
+        timeout=180,
     )
     again = run_finished(keelson("apply", "-i", str(inventory), "--json", state=state).stdout)
     assert again["ok"] and {h: c["changed"] for h, c in again["hosts"].items()} == {"m1": 0}

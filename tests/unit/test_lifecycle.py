@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -17,6 +18,7 @@ from roles.control_plane.nodes import ServingCertsAndReady
 from roles.engine.context import HostContext
 from roles.engine.facts import FactValues
 from roles.engine.phase import CustomPhase, Phase
+from roles.engine.transport import CommandResult
 from roles.plans import apply, join, remove, reset
 from roles.reset.steps import leftovers_script, node_step, parse_leftovers
 
@@ -146,3 +148,28 @@ def test_the_joins_cluster_side_phases_see_only_the_masters_and_the_new_hosts() 
     seen = join.masters_and(cluster, {"w3"})
     assert [h.name for h in seen.hosts] == ["m1", "m2", "m3", "w3"]  # w1, w2 are never asked (one may be down)
     assert [h.name for h in cluster.hosts] == ["m1", "m2", "m3", "w1", "w2", "w3"]
+
+
+class _RefusingApi:
+    """The master's kubectl refusing the drain because of pods no controller owns (its real output)."""
+
+    host = "m1"
+
+    def run(self, script: str, timeout: float | None = None) -> CommandResult:
+        return CommandResult(
+            1,
+            "node/w3 cordoned\n",
+            'error: unable to drain node "w3" due to error: cannot delete Pods that declare no controller '
+            "(use --force to override): default/client\n",
+        )
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_a_drain_refused_for_bare_pods_says_what_to_do(monkeypatch: pytest.MonkeyPatch, force: bool) -> None:
+    phase = DrainNodes(["w3"], force=force)
+    monkeypatch.setattr(phase, "_api", lambda rc, pool: _RefusingApi())
+    monkeypatch.setattr(phase, "_present", lambda api: {"w3"})
+    outcomes = phase.run(SimpleNamespace(cluster=lab(W3)), None)  # type: ignore[arg-type]
+    error = outcomes["m1"].error or ""
+    assert "cannot delete Pods that declare no controller" in error
+    assert ("rerun with --force to delete them" in error) is not force
