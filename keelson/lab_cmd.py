@@ -39,7 +39,8 @@ def up(
 
 @app.command()
 def prepare() -> None:
-    """Build the lab's cached host image (the Debian rootfs) now, without booting hosts; `lab up` then starts at once."""
+    """Build the lab's cached host image (the Debian rootfs) now, without booting hosts: `lab up` then starts at
+    once."""
     import logging
 
     from provision.lab import host_setup, rootfs
