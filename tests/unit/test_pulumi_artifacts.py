@@ -13,7 +13,13 @@ from pathlib import Path
 import pytest
 
 from provision.artifacts.pulumi_tools import build as toolset_build
-from provision.artifacts.pulumi_tools.catalog import PROVIDER_MODULE, PROVIDER_SDK_MODULE, PULUMI, SDK_MODULE
+from provision.artifacts.pulumi_tools.catalog import (
+    PROVIDER_MODULE,
+    PROVIDER_SDK_MODULE,
+    PULUMI,
+    PULUMI_WITH_KUBERNETES,
+    SDK_MODULE,
+)
 from provision.artifacts.pulumi_tools.environ import pulumi_env, shell_exports
 from provision.artifacts.pulumi_tools.pin import upstream_replaces
 from provision.artifacts.pulumi_tools.recipes import (
@@ -66,9 +72,17 @@ def test_the_language_host_recipe_carries_the_sdk_scripts_and_the_provider_no_ge
 
 
 def test_recipes_are_stamped_like_upstreams_release_builds() -> None:
-    flags = {r.component: r.ldflags for r in recipes_for(PULUMI)}
+    flags = {r.component: r.ldflags for r in recipes_for(PULUMI_WITH_KUBERNETES)}
     assert flags["pulumi"] == (f"-X {SDK_MODULE}/go/common/version.Version={PULUMI.cli}",)
     assert flags["pulumi-kubernetes"] == (f"-X {PROVIDER_MODULE}/pkg/version.Version=4.25.0",)
+
+
+def test_the_kubernetes_provider_is_built_only_into_the_toolset_that_asks_for_it() -> None:
+    assert [r.component for r in recipes_for(PULUMI)] == ["pulumi", "pulumi-language-python"]
+    assert [r.component for r in recipes_for(PULUMI_WITH_KUBERNETES)][-1] == "pulumi-kubernetes"
+    engine, with_provider = toolset_build.toolset_key(PULUMI), toolset_build.toolset_key(PULUMI_WITH_KUBERNETES)
+    assert engine.startswith(f"{PULUMI.cli}-") and with_provider.startswith(f"{PULUMI.cli}+kubernetes-")
+    assert not with_provider.startswith(f"{PULUMI.cli}-")  # a build of one variant never removes the other
 
 
 def test_upstream_replaces_keep_module_ones_and_drop_local_and_raised() -> None:

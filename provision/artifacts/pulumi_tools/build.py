@@ -1,13 +1,16 @@
-"""Build the Pulumi toolset: the three Go parts (cached like the Kubernetes parts), then one folder whose bin/ goes
-first on PATH for `pulumi` runs.
+"""Build the Pulumi toolset: its Go parts (cached like the Kubernetes parts), then one folder whose bin/ goes first on
+PATH for `pulumi` runs.
 
     <cache>/artifacts/pulumi/<cli>-<hash>/bin/pulumi                        the CLI
                                          /bin/pulumi-language-python        the Python language host
                                          /bin/pulumi-language-python-exec   its executor (Python)
-                                         /bin/pulumi-resource-kubernetes    the Kubernetes provider plugin
                                          /manifest.json, SHA256SUMS        written last
+    <cache>/artifacts/pulumi/<cli>+kubernetes-<hash>/…                      the same and
+                                         /bin/pulumi-resource-kubernetes    the Kubernetes provider plugin
 
-The key hashes the three recipes' digests (recipe files, targets, flags, Go version): a warm run reads one file.
+The provider is built only for the `+kubernetes` toolset (`keelson artifacts build --pulumi --kubernetes-provider`):
+no stack on main creates Kubernetes resources through Pulumi yet, and it is the longest Go build of all. The key
+hashes the recipes' digests (recipe files, targets, flags, Go version) and the release: a warm run reads one file.
 """
 
 from __future__ import annotations
@@ -104,7 +107,7 @@ def toolset_key(release: PulumiRelease) -> str:
     for recipe in recipes_for(release):
         h.update(recipe.digest(go).encode())
     h.update(repr(release).encode())
-    return f"{release.cli}-{h.hexdigest()[:12]}"
+    return f"{release.name}-{h.hexdigest()[:12]}"
 
 
 def find(release: PulumiRelease) -> Toolset | None:
@@ -124,10 +127,12 @@ def require(release: PulumiRelease) -> Toolset:
     """The built toolset, or a clear error saying how to build it."""
     found = find(release)
     if found is None:
+        provider = f", Kubernetes provider {release.kubernetes_provider}" if release.with_kubernetes_provider else ""
+        flag = " --kubernetes-provider" if release.with_kubernetes_provider else ""
         raise ToolsetInvalid(
-            f"the Pulumi engine (CLI {release.cli}, language host {release.language_host}, Kubernetes provider "
-            f"{release.kubernetes_provider}) is not built with the current recipes",
-            hint="keelson artifacts build --pulumi (a cold build takes tens of minutes; Go must be installed)",
+            f"the Pulumi engine (CLI {release.cli}, language host {release.language_host}{provider}) is not built "
+            "with the current recipes",
+            hint=f"keelson artifacts build --pulumi{flag} (a cold build takes tens of minutes; Go must be installed)",
         )
     return found
 
@@ -185,12 +190,15 @@ def _build(release: PulumiRelease, report: Reporter) -> Toolset:
             f"build pulumi-language-python {release.language_host} (Go)",
             lambda: language_host_part(release),
         ),
-        (
-            "pulumi-kubernetes",
-            f"build pulumi-resource-kubernetes {release.kubernetes_provider} (Go)",
-            lambda: kubernetes_provider_part(release),
-        ),
     ]
+    if release.with_kubernetes_provider:
+        steps.append(
+            (
+                "pulumi-kubernetes",
+                f"build pulumi-resource-kubernetes {release.kubernetes_provider} (Go)",
+                lambda: kubernetes_provider_part(release),
+            )
+        )
     with modules_prefetched([r.dir for r in recipes_for(release)[1:]]):
         for name, title, make in steps:
             parts[name], seconds[name] = timed_step(report, title, make)
@@ -207,8 +215,8 @@ def _build(release: PulumiRelease, report: Reporter) -> Toolset:
             "pulumi-language-python": release.language_host,
             EXECUTOR: release.executor_version,
             DYNAMIC_PROVIDER: release.executor_version,
-            "pulumi-resource-kubernetes": release.kubernetes_provider,
-        },
+        }
+        | ({"pulumi-resource-kubernetes": release.kubernetes_provider} if release.with_kubernetes_provider else {}),
         build_seconds=seconds,
     )
     for part in parts.values():
@@ -220,7 +228,7 @@ def _build(release: PulumiRelease, report: Reporter) -> Toolset:
     (work / MANIFEST).write_text(manifest.to_json())
     shutil.rmtree(final, ignore_errors=True)
     work.rename(final)
-    for old in toolsets_root().glob(f"{release.cli}-*"):
+    for old in toolsets_root().glob(f"{release.name}-*"):  # the same variant only ("+kubernetes" is another)
         if old != final and old.is_dir():
             shutil.rmtree(old, ignore_errors=True)
     return Toolset(final, manifest)

@@ -19,7 +19,7 @@ does not serve that version, the closest served one is taken and the reason writ
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -30,10 +30,18 @@ class PulumiRelease:
     kubernetes_provider: str  # the release the provider's module commit is tagged with
     kubernetes_provider_module: str  # the version the module proxy serves provider/v4 under
     python_kubernetes: str  # the `pulumi-kubernetes` Python package in uv.lock
+    # The Kubernetes provider plugin is built into the toolset only when asked for (`--kubernetes-provider`): no stack
+    # on main creates Kubernetes resources through Pulumi yet, and it is the longest Go build of all (35 min here).
+    with_kubernetes_provider: bool = False
 
     @property
     def executor_version(self) -> str:
         return f"v{self.python_sdk}"
+
+    @property
+    def name(self) -> str:
+        """The toolset folder's prefix: the CLI version, and `+kubernetes` when the provider is in it."""
+        return self.cli + ("+kubernetes" if self.with_kubernetes_provider else "")
 
 
 PULUMI = PulumiRelease(
@@ -44,6 +52,7 @@ PULUMI = PulumiRelease(
     kubernetes_provider_module="v4.0.0-20260115033456-f47bc2d6f199",
     python_kubernetes="4.34.2",
 )
+PULUMI_WITH_KUBERNETES = replace(PULUMI, with_kubernetes_provider=True)
 
 CLI_MODULE = "github.com/pulumi/pulumi/pkg/v3"
 SDK_MODULE = "github.com/pulumi/pulumi/sdk/v3"

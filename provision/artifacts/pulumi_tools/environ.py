@@ -1,7 +1,8 @@
 """The environment every `pulumi` run gets from keelson (`keelson pulumi …`, the tests, the bench).
 
-- the toolset's bin/ first on PATH: the engine finds the language host and the Kubernetes provider there and uses
-  them as they are, without a download (ambient plugins: `PULUMI_IGNORE_AMBIENT_PLUGINS` is removed if set);
+- the toolset's bin/ first on PATH: the engine finds the language host (and the Kubernetes provider, in the
+  `+kubernetes` toolset) there and uses them as they are, without a download (ambient plugins:
+  `PULUMI_IGNORE_AMBIENT_PLUGINS` is removed if set);
 - `PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION`: a plugin that is not there is an error, never a download;
 - `PULUMI_SKIP_UPDATE_CHECK`: no request to get.pulumi.com;
 - `PULUMI_PYTHON_CMD`: the language host runs the program with the Python that runs keelson (the environment where

@@ -69,4 +69,6 @@ def generic_version(version: str) -> str:
 
 
 def recipes_for(release: PulumiRelease) -> list[Recipe]:
-    return [cli(release), language_host(release), kubernetes_provider(release)]
+    """The recipes the toolset is built from (the provider's only when the release asks for it)."""
+    engine = [cli(release), language_host(release)]
+    return [*engine, kubernetes_provider(release)] if release.with_kubernetes_provider else engine
