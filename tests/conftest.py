@@ -121,12 +121,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 BUILT: dict[str, object] = {}  # "artifacts" / "pulumi_engine" -> what the build returned, or the error it raised
 
 
+def raise_if_build_failed(marker: str) -> None:
+    """A build that already failed in this session (tried before the test) is reported again, not repeated."""
+    failed = BUILT.get(marker)
+    if isinstance(failed, Exception):
+        raise failed
+
+
 def _build(marker: str) -> object:
     if marker == "artifacts":
-        from provision.artifacts.build import build
-        from provision.artifacts.catalog import DEFAULT_KUBERNETES, release
+        from tests.kube_helpers import artifact_set
 
-        return build(release(DEFAULT_KUBERNETES), lambda event: None)
+        return artifact_set()
     from provision.artifacts.pulumi_tools.build import build as build_toolset
     from provision.artifacts.pulumi_tools.catalog import PULUMI
 

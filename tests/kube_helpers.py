@@ -23,11 +23,9 @@ KEELSON = [sys.executable, "-m", "keelson"]
 def artifact_set() -> ArtifactSet:
     """The default release's set: instant when built, else built now. A build that already failed in this session
     (tests/conftest.py tried it before the test) is reported again, not repeated."""
-    from tests.conftest import BUILT
+    from tests.conftest import raise_if_build_failed
 
-    failed = BUILT.get("artifacts")
-    if isinstance(failed, Exception):
-        raise failed
+    raise_if_build_failed("artifacts")
     return build(release(DEFAULT_KUBERNETES), lambda event: None)
 
 

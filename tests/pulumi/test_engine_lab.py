@@ -22,7 +22,7 @@ from provision.artifacts.pulumi_tools.build import build
 from provision.artifacts.pulumi_tools.catalog import PULUMI
 from provision.lab import Lab
 from provision.stack.local import LocalStack, passphrase
-from tests.conftest import BUILT
+from tests.conftest import raise_if_build_failed
 from tests.kube_helpers import artifact_set
 
 pytestmark = [
@@ -50,9 +50,7 @@ def _no_report(event: StepEvent) -> None:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     if LAB in Lab.names():
         Lab.load(LAB).down()  # a leftover of an interrupted session
-    failed = BUILT.get("pulumi_engine")  # tests/conftest.py built it (or waited) before the test; not repeated
-    if isinstance(failed, Exception):
-        raise failed
+    raise_if_build_failed("pulumi_engine")  # tests/conftest.py built it (or waited) before the test
     toolset = build(PULUMI, _no_report)  # cached: a warm run reads one file (a cold one builds the engine)
     artifact_set()  # etcd's binaries come from this machine's Kubernetes artifact set (source: local)
     local = LocalStack(toolset, tmp_path_factory.mktemp("pulumi-stack"), "t", passphrase())

@@ -183,25 +183,16 @@ def build(release: PulumiRelease, report: Reporter) -> Toolset:
 def _build(release: PulumiRelease, report: Reporter) -> Toolset:
     seconds: dict[str, float] = {}
     parts: dict[str, Part] = {}
-    steps: list[tuple[str, str, Callable[[], Part]]] = [
-        ("pulumi", f"build pulumi {release.cli} (Go)", lambda: go_part(cli(release))),
-        (
-            "pulumi-language-python",
-            f"build pulumi-language-python {release.language_host} (Go)",
-            lambda: language_host_part(release),
-        ),
-    ]
-    if release.with_kubernetes_provider:
-        steps.append(
-            (
-                "pulumi-kubernetes",
-                f"build pulumi-resource-kubernetes {release.kubernetes_provider} (Go)",
-                lambda: kubernetes_provider_part(release),
-            )
-        )
-    with modules_prefetched([r.dir for r in recipes_for(release)[1:]]):
-        for name, title, make in steps:
-            parts[name], seconds[name] = timed_step(report, title, make)
+    makers: dict[str, Callable[[], Part]] = {  # one per recipe `recipes_for` lists (it decides what is in)
+        "pulumi": lambda: go_part(cli(release)),
+        "pulumi-language-python": lambda: language_host_part(release),
+        "pulumi-kubernetes": lambda: kubernetes_provider_part(release),
+    }
+    recipes = recipes_for(release)
+    with modules_prefetched([r.dir for r in recipes[1:]]):
+        for recipe in recipes:
+            title = f"build {recipe.targets[0].output} {recipe.version} (Go)"
+            parts[recipe.component], seconds[recipe.component] = timed_step(report, title, makers[recipe.component])
     key = toolset_key(release)
     final = toolsets_root() / key
     work = final.with_name(key + ".partial")
