@@ -165,6 +165,10 @@ class SSHTransport:
                 elif _finished(chan):
                     break
                 elif chan.closed or not transport.is_active():
+                    # paramiko's reader thread may have delivered the exit status, EOF and close after the checks
+                    # above: look again before calling the connection lost
+                    if _finished(chan) or chan.recv_ready() or chan.recv_stderr_ready():
+                        continue
                     raise EOFError("connection lost while the command ran")
                 else:
                     if deadline is not None and time.monotonic() > deadline:

@@ -106,6 +106,35 @@ def test_eof_before_the_exit_status_waits_for_the_status(monkeypatch: pytest.Mon
     assert (result.rc, result.stdout) == (3, "all\n")
 
 
+class ClosingBehindTheReader(ScriptedChannel):
+    """The race paramiko's reader thread can win: the exit status, EOF and the channel's close all arrive just after
+    the reader's 'finished?' check looked at `closed`, and before its 'closed?' check looks again."""
+
+    def __init__(self) -> None:
+        self._closed, self.looks = False, 0
+        super().__init__([])
+
+    @property
+    def closed(self) -> bool:
+        self.looks += 1
+        was = self._closed
+        if self.looks == 1:  # everything lands right after this answer
+            self.status, self.eof_received, self._closed = 0, True, True
+        return was
+
+    @closed.setter
+    def closed(self, value: bool) -> None:
+        self._closed = value
+
+
+def test_a_command_that_ends_between_two_checks_is_not_a_lost_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CI saw `etcd | Binaries: m3: connection lost while the command ran` on a healthy host: the channel closed
+    (normally, after its exit status) between the reader's 'finished?' and 'closed?' checks."""
+    channel = ClosingBehindTheReader()
+    result = transport_over(channel, monkeypatch)._exec("true", None, timeout=30)
+    assert (result.rc, result.stdout) == (0, "")
+
+
 # -- known_hosts ------------------------------------------------------------------------------------------------
 
 
