@@ -134,12 +134,29 @@ def v2_dir(lab: str, host: str) -> Path | None:
     return next((d for d in host_dirs(lab, host) if (d / "cgroup.kill").exists() or "unified" in d.parts), None)
 
 
-def enter(lab: str, host: str) -> None:
-    """Move the calling process into the host's cgroups (run in the child right before it execs nspawn)."""
-    pid = str(os.getpid())
+MACHINE_LOCK = Path("/run/lock/keelson-lab-cgroups.lock")
+
+
+def make_host_dirs(lab: str, host: str) -> None:
+    """Make the host's cgroup folders (in the launcher, before nspawn starts), under a machine-wide lock: labs
+    booting at once share `keelson-lab/`, and a host folder made under a cpuset folder another launcher had made
+    but not yet given CPUs stayed empty — moving nspawn into it failed (CI saw "Exception occurred in preexec_fn"
+    when two labs booted together)."""
+    import fcntl
+
     v2_only = is_v2_only()
+    MACHINE_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with open(MACHINE_LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for d in host_dirs(lab, host):
+            _make(d, v2_only)
+
+
+def enter(lab: str, host: str) -> None:
+    """Move the calling process into the host's cgroups, made by `make_host_dirs` (run in the child right before it
+    execs nspawn)."""
+    pid = str(os.getpid())
     for d in host_dirs(lab, host):
-        _make(d, v2_only)
         (d / "cgroup.procs").write_text(pid)
 
 
@@ -159,11 +176,13 @@ def _make(d: Path, v2_only: bool) -> None:
             new.mkdir(exist_ok=True)
             continue  # an empty v2 cpuset means "the parent's"
         new.mkdir(exist_ok=True)
-        for knob in ("cpuset.cpus", "cpuset.mems"):
-            if (new / knob).exists() and not (new / knob).read_text().strip():
-                (new / knob).write_text((new.parent / knob).read_text())
         if new in lab_folders and (new / "cpu.shares").exists():
             (new / "cpu.shares").write_text(str(LAB_CPU_SHARES))
+    if not v2_only:  # also folders made earlier by a launcher that died before giving them CPUs
+        for folder in (d.parent.parent, d.parent, d):
+            for knob in ("cpuset.cpus", "cpuset.mems"):
+                if (folder / knob).exists() and not (folder / knob).read_text().strip():
+                    (folder / knob).write_text((folder.parent / knob).read_text())
 
 
 def _delegate_v2(folder: Path) -> None:

@@ -57,6 +57,7 @@ def main(argv: list[str]) -> int:
     extra = node.prepare(lab, host, Path(root).parent)
     rc = 0
     while not loop.stop:
+        cgroups.make_host_dirs(lab, host)
         child = subprocess.Popen(
             nspawn_argv(root, machine, bridge, extra),
             stdin=subprocess.DEVNULL,

@@ -189,6 +189,10 @@ def test_v1_folders_get_cpus_and_the_labs_cpu_weight(monkeypatch: pytest.MonkeyP
     assert (cpu / "keelson-lab" / "lab" / "m1" / "cpu.shares").read_text() == "1024\n"
     cgroups._make(cpu / "keelson-lab" / "lab" / "m2", v2_only=False)  # a second host: the lab's folders stay
     assert (cpu / "keelson-lab" / "lab" / "m2" / "cpu.shares").read_text() == "1024\n"
+    (cpuset / "keelson-lab" / "lab" / "cpuset.cpus").write_text("\n")  # made by a launcher that died before the CPUs
+    cgroups._make(cpuset / "keelson-lab" / "lab" / "m2", v2_only=False)
+    assert (cpuset / "keelson-lab" / "lab" / "cpuset.cpus").read_text() == "0-1\n"
+    assert (cpuset / "keelson-lab" / "lab" / "m2" / "cpuset.cpus").read_text() == "0-1\n"
 
 
 def test_labs_under_two_roots_get_different_networks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
