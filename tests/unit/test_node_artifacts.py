@@ -8,6 +8,7 @@ import datetime as dt
 import hashlib
 import ipaddress
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -153,6 +154,51 @@ def test_installed_fact_parses_digests_and_markers() -> None:
     assert _archive_ok(archive, {"/opt/cni/bin/bridge": "c" * 64}, marker)
     assert not _archive_ok(archive, {"/opt/cni/bin/bridge": "d" * 64}, marker)  # a member changed since
     assert not _archive_ok(archive, {"/opt/cni/bin/bridge": "c" * 64}, None)
+
+
+def _past_ctime_of(path: Path) -> None:
+    """Wait until the kernel's (coarse) ctime clock has moved past `path`'s ctime: a write now changes it."""
+    probe, deadline = path.with_name(".probe"), time.monotonic() + 5
+    while time.monotonic() < deadline:
+        probe.write_bytes(b"")
+        if probe.stat().st_ctime_ns > path.stat().st_ctime_ns:
+            return
+    raise AssertionError("the ctime clock did not move in 5 s")
+
+
+def _gather(fact: Installed) -> dict[str, str]:
+    proc = subprocess.run(["bash", "-c", fact.command()], capture_output=True, text=True, check=True)
+    return fact.parse(proc.stdout, proc.returncode)[0]
+
+
+def test_installed_fact_reads_a_digest_from_its_cache_only_while_the_file_is_unchanged(tmp_path: Path) -> None:
+    """A no-op must not hash every binary (kubelet is 170 MB) on every run; a changed file is hashed again."""
+    binary, other = tmp_path / "kubelet", tmp_path / "missing"
+    binary.write_bytes(b"v1" * 1000)
+    fact = Installed((str(binary), str(other)), (), cache_dir=str(tmp_path / "cache"), settle_s=0)
+    real = hashlib.sha256(b"v1" * 1000).hexdigest()
+    assert _gather(fact) == {str(binary): real}  # hashed, and the digest recorded with the file's signature
+    entry = tmp_path / "cache" / str(binary).replace("/", "%")
+    signature, digest = entry.read_text().split()
+    assert digest == real and (tmp_path / "cache").stat().st_mode & 0o777 == 0o700
+    entry.write_text(f"{signature} {'f' * 64}\n")  # proves the next answer comes from the cache, not sha256sum
+    assert _gather(fact) == {str(binary): "f" * 64}
+
+    _past_ctime_of(binary)
+    with binary.open("r+b") as handle:  # changed in place, same size and inode: the ctime tells
+        handle.write(b"v2")
+    assert _gather(fact) == {str(binary): hashlib.sha256(b"v2" + b"v1" * 999).hexdigest()}
+    binary.unlink()
+    binary.write_bytes(b"v3" * 1000)  # replaced
+    assert _gather(fact) == {str(binary): hashlib.sha256(b"v3" * 1000).hexdigest()}
+
+
+def test_installed_fact_does_not_cache_a_file_changed_just_now(tmp_path: Path) -> None:
+    binary = tmp_path / "kubeadm"
+    binary.write_bytes(b"fresh")
+    fact = Installed((str(binary),), (), cache_dir=str(tmp_path / "cache"), settle_s=3600)
+    assert _gather(fact) == {str(binary): hashlib.sha256(b"fresh").hexdigest()}
+    assert not (tmp_path / "cache").exists()
 
 
 def test_ctr_image_listing() -> None:
