@@ -8,7 +8,7 @@ import pytest
 
 from inventory.model import Cluster, Host
 from roles.engine import runner as runner_module
-from roles.engine.transport import Transport
+from roles.engine.transport import ConnectionPool, Transport
 
 
 class FakePool:
@@ -16,6 +16,10 @@ class FakePool:
 
     def __init__(self, cluster: Cluster, **_: Any) -> None:
         self.cluster = cluster
+        self.gathered: Any = None  # the runner sets it, as on the real pool
+
+    read_fact = ConnectionPool.read_fact  # the real logic: from the run's fact batch, else the fact's command
+    read_facts = ConnectionPool.read_facts
 
     def get(self, host: Host) -> Transport:
         transport = self.transports[host.name]

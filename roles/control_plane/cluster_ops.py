@@ -12,15 +12,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shlex
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from inventory.errors import KeelsonError
 from inventory.model import Cluster, Host
 from roles.control_plane.defaults import DEFAULTS
 from roles.control_plane.steps import config_path, files_digest, mark_started
 from roles.engine.command import Command
-from roles.engine.context import RunContext
+from roles.engine.context import HostContext, RunContext
 from roles.engine.errors import CommandFailed
+from roles.engine.facts import Fact
 from roles.engine.phase import CustomPhase, HostOutcome
 from roles.engine.transport import ConnectionPool
 from roles.pki import kubernetes as k8s_pki
@@ -36,18 +39,37 @@ class ControlPlaneError(KeelsonError):
     """The control plane could not be brought up as the inventory asks."""
 
 
-def _probe(pool: ConnectionPool, hosts: list[Host], script: str) -> dict[str, str]:
-    def one(host: Host) -> str:
-        return pool.get(host).run(script, timeout=60).stdout
+@dataclass(frozen=True)
+class KubeadmDone(Fact[bool]):
+    """keelson's marker that `kubeadm init` or `kubeadm join` finished on the host."""
 
-    with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as ex:
-        return dict(zip([h.name for h in hosts], ex.map(one, hosts), strict=True))
+    @property
+    def key(self) -> str:
+        return "kubeadm-done"
+
+    def command(self) -> str:
+        return f"[ -f {INIT_MARKER} ] || [ -f {JOIN_MARKER} ] && echo yes; true"
+
+    def parse(self, stdout: str, rc: int) -> bool:
+        return stdout.strip() == "yes"
 
 
-def initialised_masters(cluster: Cluster, pool: ConnectionPool) -> list[Host]:
+KUBEADM_DONE = KubeadmDone()
+
+
+def kubeadm_done(pool: ConnectionPool, hosts: list[Host], *, fresh: bool = False) -> dict[str, bool]:
+    return pool.read_facts(hosts, lambda _: KUBEADM_DONE, fresh=fresh)
+
+
+def initialised_masters(cluster: Cluster, pool: ConnectionPool, *, fresh: bool = False) -> list[Host]:
     """Masters that keelson initialised or joined (their marker), in inventory order."""
-    out = _probe(pool, cluster.masters, f"[ -f {INIT_MARKER} ] || [ -f {JOIN_MARKER} ] && echo yes; true")
-    return [m for m in cluster.masters if out[m.name].strip() == "yes"]
+    done = kubeadm_done(pool, cluster.masters, fresh=fresh)
+    return [m for m in cluster.masters if done[m.name]]
+
+
+def reads_kubeadm_done(ctx: HostContext, hosts: Callable[[Cluster], list[Host]]) -> Sequence[Fact[Any]]:
+    """A custom phase's `facts()` when it asks `hosts` whether kubeadm is done there."""
+    return (KUBEADM_DONE,) if any(h.name == ctx.host.name for h in hosts(ctx.cluster)) else ()
 
 
 def readyz_wait(url: str, seconds: float) -> str:
@@ -78,6 +100,9 @@ class InitFirstMaster(CustomPhase):
 
     def hosts(self, cluster: Cluster) -> list[Host]:
         return cluster.masters
+
+    def facts(self, ctx: HostContext) -> Sequence[Fact[Any]]:
+        return reads_kubeadm_done(ctx, masters)
 
     def dry_run(self, rc: RunContext, pool: ConnectionPool) -> dict[str, list[Command]]:
         if initialised_masters(rc.cluster, pool):
@@ -137,10 +162,18 @@ def token_fresh(tokens: dict[str, dt.datetime | None], token: str, now: dt.datet
     return expires is None or expires - now >= dt.timedelta(hours=DEFAULTS.token_min_left_hours)
 
 
+def masters(cluster: Cluster) -> list[Host]:
+    return cluster.masters
+
+
+def linux_nodes(cluster: Cluster) -> list[Host]:
+    return cluster.masters + [w for w in cluster.workers if w.os.value == "linux"]
+
+
 def nodes_to_join(cluster: Cluster, pool: ConnectionPool) -> list[Host]:
-    nodes = cluster.masters + [w for w in cluster.workers if w.os.value == "linux"]
-    out = _probe(pool, nodes, f"[ -f {JOIN_MARKER} ] || [ -f {INIT_MARKER} ] && echo yes; true")
-    return [n for n in nodes if out[n.name].strip() != "yes"]
+    nodes = linux_nodes(cluster)
+    done = kubeadm_done(pool, nodes)
+    return [n for n in nodes if not done[n.name]]
 
 
 class JoinToken(CustomPhase):
@@ -151,6 +184,9 @@ class JoinToken(CustomPhase):
 
     def hosts(self, cluster: Cluster) -> list[Host]:
         return cluster.masters
+
+    def facts(self, ctx: HostContext) -> Sequence[Fact[Any]]:
+        return reads_kubeadm_done(ctx, linux_nodes)
 
     def _needed(self, rc: RunContext, pool: ConnectionPool) -> tuple[Host, bool] | None:
         ready = initialised_masters(rc.cluster, pool)

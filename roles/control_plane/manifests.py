@@ -7,13 +7,16 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from inventory.model import Cluster, Host
-from roles.control_plane.cluster_ops import KUBECTL, initialised_masters
+from roles.control_plane.cluster_ops import KUBECTL, initialised_masters, masters, reads_kubeadm_done
 from roles.engine.command import Command
-from roles.engine.context import RunContext
+from roles.engine.context import HostContext, RunContext
 from roles.engine.errors import CommandFailed
+from roles.engine.facts import Fact
 from roles.engine.phase import CustomPhase, HostOutcome
 from roles.engine.transport import ConnectionPool
 
@@ -49,6 +52,22 @@ def apply_command(name: str, manifest: str) -> Command:
     return Command(script, description=f"kubectl apply --server-side {name} ({digest[:12]})", summary_only=True)
 
 
+@dataclass(frozen=True)
+class AppliedRecord(Fact[dict[str, str]]):
+    """What keelson last applied (manifest name -> sha256), from the cluster's record ConfigMap; read on a master,
+    in its fact batch. A down or missing API answers {} within the request timeout."""
+
+    @property
+    def key(self) -> str:
+        return f"applied-record:{RECORD}"
+
+    def command(self) -> str:
+        return f"{KUBECTL} --request-timeout=10s -n kube-system get configmap {RECORD} -o json 2>/dev/null"
+
+    def parse(self, stdout: str, rc: int) -> dict[str, str]:
+        return applied_digests(stdout)
+
+
 class ApplyManifests(CustomPhase):
     """Apply `render(cluster)`'s manifests (name -> YAML) that differ from what was last applied."""
 
@@ -59,16 +78,15 @@ class ApplyManifests(CustomPhase):
     def hosts(self, cluster: Cluster) -> list[Host]:
         return cluster.masters
 
+    def facts(self, ctx: HostContext) -> Sequence[Fact[Any]]:
+        first = (AppliedRecord(),) if ctx.host.name == ctx.cluster.masters[0].name else ()
+        return (*first, *reads_kubeadm_done(ctx, masters))
+
     def _todo(self, rc: RunContext, pool: ConnectionPool) -> tuple[Host | None, list[Command]]:
         ready = initialised_masters(rc.cluster, pool)
         if not ready:
             return None, [apply_command(n, m) for n, m in self.render(rc.cluster).items()]
-        out = (
-            pool.get(ready[0])
-            .run(f"{KUBECTL} -n kube-system get configmap {RECORD} -o json 2>/dev/null", timeout=60)
-            .stdout
-        )
-        have = applied_digests(out)
+        have = pool.read_fact(ready[0], AppliedRecord())
         todo = [
             apply_command(name, text)
             for name, text in self.render(rc.cluster).items()

@@ -8,15 +8,25 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography import x509
 
-from inventory.model import OS, Cluster, Host
-from roles.control_plane.cluster_ops import KUBECTL, ControlPlaneError, _probe, initialised_masters
+from inventory.model import Cluster, Host
+from roles.control_plane.cluster_ops import (
+    KUBECTL,
+    ControlPlaneError,
+    initialised_masters,
+    linux_nodes,
+    masters,
+    reads_kubeadm_done,
+)
 from roles.control_plane.defaults import DEFAULTS
 from roles.engine.command import Command
-from roles.engine.context import RunContext
+from roles.engine.context import HostContext, RunContext
+from roles.engine.facts import Fact
 from roles.engine.phase import CustomPhase, HostOutcome
 from roles.engine.transport import ConnectionPool, Transport
 
@@ -95,8 +105,19 @@ def _troubles_text(troubles: dict[str, list[str]]) -> str:
     return "; ".join(f"{node}: {', '.join(kinds)}" for node, kinds in sorted(troubles.items())) or "none"
 
 
-def linux_nodes(cluster: Cluster) -> list[Host]:
-    return [h for h in cluster.masters + cluster.workers if h.os is OS.LINUX]
+@dataclass(frozen=True)
+class ServingCertPresent(Fact[bool]):
+    """The kubelet holds a (non-empty) serving certificate: its CSR was approved."""
+
+    @property
+    def key(self) -> str:
+        return "kubelet-serving-cert"
+
+    def command(self) -> str:
+        return f"[ -s {SERVING_CERT} ] && echo yes; true"
+
+    def parse(self, stdout: str, rc: int) -> bool:
+        return stdout.strip() == "yes"
 
 
 class ServingCertsAndReady(CustomPhase):
@@ -105,9 +126,13 @@ class ServingCertsAndReady(CustomPhase):
     def hosts(self, cluster: Cluster) -> list[Host]:
         return linux_nodes(cluster)
 
-    def _missing_certs(self, cluster: Cluster, pool: ConnectionPool) -> list[str]:
-        out = _probe(pool, linux_nodes(cluster), f"[ -s {SERVING_CERT} ] && echo yes; true")
-        return [n for n, text in out.items() if text.strip() != "yes"]
+    def facts(self, ctx: HostContext) -> Sequence[Fact[Any]]:
+        mine = (ServingCertPresent(),) if any(h.name == ctx.host.name for h in linux_nodes(ctx.cluster)) else ()
+        return (*mine, *reads_kubeadm_done(ctx, masters))
+
+    def _missing_certs(self, cluster: Cluster, pool: ConnectionPool, *, fresh: bool = False) -> list[str]:
+        have = pool.read_facts(linux_nodes(cluster), lambda _: ServingCertPresent(), fresh=fresh)
+        return [n for n, present in have.items() if not present]
 
     def dry_run(self, rc: RunContext, pool: ConnectionPool) -> dict[str, list[Command]]:
         missing = self._missing_certs(rc.cluster, pool)
@@ -132,7 +157,7 @@ class ServingCertsAndReady(CustomPhase):
                     _kubectl(api, f"certificate approve {csr.name}")
                     approved.setdefault(csr.node, []).append(csr.name)
             if missing:
-                missing = set(self._missing_certs(cluster, pool))
+                missing = set(self._missing_certs(cluster, pool, fresh=True))
             not_ready = set(allowed) - ready_nodes(nodes)
             if not missing and not not_ready and dns:
                 break

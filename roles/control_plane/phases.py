@@ -46,6 +46,7 @@ def phases(cluster: Cluster) -> list[AnyPhase]:
                 [JoinStep("master"), ApiserverRestartOnChange()],
                 serial=True,
                 gate=apiserver_healthy,
+                gate_after_changes_only=True,
             ),
         ],
     )

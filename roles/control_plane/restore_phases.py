@@ -10,9 +10,9 @@ import time
 
 from backups.restore_phases import RestorePhase, run_checked
 from inventory.model import Cluster, Host
-from roles.control_plane.cluster_ops import KUBECTL, initialised_masters, readyz_wait
+from roles.control_plane.cluster_ops import KUBECTL, initialised_masters, linux_nodes, readyz_wait
 from roles.control_plane.defaults import DEFAULTS as CONTROL_PLANE
-from roles.control_plane.nodes import POLL_S, linux_nodes, ready_nodes
+from roles.control_plane.nodes import POLL_S, ready_nodes
 from roles.engine.command import Command
 from roles.engine.context import RunContext
 from roles.engine.errors import CommandFailed

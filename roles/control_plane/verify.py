@@ -21,9 +21,9 @@ from typing import Any
 
 from inventory.errors import KeelsonError
 from inventory.model import Cluster, Host
-from roles.control_plane.cluster_ops import KUBECTL
+from roles.control_plane.cluster_ops import KUBECTL, linux_nodes
 from roles.control_plane.defaults import DEFAULTS
-from roles.control_plane.nodes import linux_nodes, ready_nodes
+from roles.control_plane.nodes import ready_nodes
 from roles.engine.nodes import NodeIPs
 from roles.engine.transport import ConnectionPool, Transport
 from roles.etcd.commands import member_client_url

@@ -9,11 +9,12 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from inventory.model import Cluster, Host
 from roles.engine.command import Command
 from roles.engine.context import HostContext, RunContext
+from roles.engine.facts import Fact
 from roles.engine.step import Handler, Step
 
 if TYPE_CHECKING:
@@ -38,13 +39,16 @@ def slug(title: str) -> str:
 @dataclass
 class Phase:
     """Per-host steps. `serial` runs one host at a time; `gate` (a health check with a deadline) runs after each
-    host's commands and must pass before the next host starts (serial) or before the phase ends."""
+    host's commands and must pass before the next host starts (serial) or before the phase ends. With
+    `gate_after_changes_only`, a host that needed nothing is not gated (nothing was done to it to check: a rolling
+    restart's no-op asks no health question per host)."""
 
     title: str
     hosts: HostSelector
     steps: Sequence[Step]
     serial: bool = False
     gate: Gate | None = None
+    gate_after_changes_only: bool = False
     handlers: Sequence[Handler] = field(default=())
     always: bool = False  # runs even when --only names other phases (live validation)
     role: str = ""  # the role that contributes it (`common`, `etcd`, …), set by the role's phases(): `--only ROLE`
@@ -73,6 +77,11 @@ class CustomPhase(ABC):
 
     @abstractmethod
     def hosts(self, cluster: Cluster) -> list[Host]: ...
+
+    def facts(self, ctx: HostContext) -> Sequence[Fact[Any]]:
+        """The facts this phase reads on `ctx.host` (any host of the plan, not only its own) with
+        `pool.read_fact`: gathered in the host's one fact batch, so a run that changes nothing asks it nothing more."""
+        return ()
 
     @abstractmethod
     def dry_run(self, rc: RunContext, pool: ConnectionPool) -> dict[str, list[Command]]:

@@ -124,13 +124,18 @@ class _FactCache:
     def __init__(self, rc: RunContext, pool: ConnectionPool, plan: Sequence[AnyPhase]) -> None:
         self.rc, self.pool, self.plan = rc, pool, plan
         self.values: dict[str, dict[str, Any]] = {}
+        self.changed_any = False
 
     def _wanted(self, host: Host, from_index: int) -> list[Fact[Any]]:
         ctx = self.rc.host_context(host)
         seen: dict[str, Fact[Any]] = {}
         for phase in self.plan[from_index:]:
-            if isinstance(phase, Phase) and any(h.name == host.name for h in phase.hosts(self.rc.cluster)):
-                for fact in phase_facts(phase, ctx):
+            if isinstance(phase, Phase):
+                if any(h.name == host.name for h in phase.hosts(self.rc.cluster)):
+                    for fact in phase_facts(phase, ctx):
+                        seen.setdefault(fact.key, fact)
+            else:  # a custom phase may ask hosts it does not run on (e.g. whether the workers joined)
+                for fact in phase.facts(ctx):
                     seen.setdefault(fact.key, fact)
         return list(seen.values())
 
@@ -163,6 +168,15 @@ class _FactCache:
 
     def invalidate(self, host: str) -> None:
         self.values.pop(host, None)
+        self.changed_any = True
+
+    def lookup(self, host: str, key: str) -> tuple[bool, Any]:
+        """A custom phase's question answered from the host's batch: only while the run has changed nothing on any
+        host (a cluster-wide answer such as "which masters are initialised" may change with another host)."""
+        have = self.values.get(host, {})
+        if self.changed_any or key not in have:
+            return False, None
+        return True, have[key]
 
 
 class Runner:
@@ -176,6 +190,7 @@ class Runner:
             notice=lambda host, message: rc.events(ev.HostWarning("Connect", host, message)),
         )
         self.facts = _FactCache(rc, self.pool, self.plan)
+        self.pool.gathered = self.facts.lookup
         self.report = RunReport(dry_run=rc.dry_run)
         self._phase_started = time.monotonic()
 
@@ -330,7 +345,7 @@ class Runner:
             if commands:
                 self.facts.invalidate(host.name)
                 self._execute(transport, host, commands)
-            if phase.gate is not None:
+            if phase.gate is not None and (commands or not phase.gate_after_changes_only):
                 phase.gate(ctx, transport)
             return HostOutcome(changed=bool(commands), commands=tuple(commands))
         except HostUnreachable as exc:

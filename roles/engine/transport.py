@@ -19,15 +19,17 @@ import select
 import shlex
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from paramiko import MissingHostKeyPolicy
 
 from inventory.model import OS, Cluster, Host
 from roles.engine.errors import AuthFailed, EngineError, HostUnreachable
+from roles.engine.facts import Fact
 from roles.engine.logins import Gateways, fingerprint, login, login_error, with_retries
 from roles.engine.ssh_route import Route, load_config, resolve
 
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 MAX_ARG_SCRIPT = 96 * 1024  # larger scripts go as a file (Linux caps one argument at 128 KiB)
 Notice = Callable[[str, str], None]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -410,6 +413,7 @@ class ConnectionPool:
         self._gateways = Gateways(known, lambda: self._gateway_policy(known))
         self._config_lock = threading.Lock()
         self._config: tuple[SSHConfig | None] | None = None  # read once, on the first connection
+        self.gathered: Callable[[str, str], tuple[bool, Any]] | None = None  # the run's fact batch (see read_fact)
 
     def _gateway_policy(self, known: Path) -> MissingHostKeyPolicy:
         import paramiko
@@ -438,6 +442,28 @@ class ConnectionPool:
                 )
                 self._conns[host.name] = PowerShellTransport(ssh) if host.os is OS.WINDOWS else ssh
             return self._conns[host.name]
+
+    def read_fact(self, host: Host, fact: Fact[T], *, fresh: bool = False) -> T:
+        """`fact` on `host`, for a custom phase: answered from the run's fact batch while the run has changed
+        nothing (the runner sets `gathered`; a custom phase lists the facts it reads in `facts()`), else by running
+        its command now. `fresh`: always run it (a value polled in a loop, or read after this phase changed
+        something)."""
+        if not fresh and self.gathered is not None:
+            found, value = self.gathered(host.name, fact.key)
+            if found:
+                return cast("T", value)
+        result = self.get(host).run(fact.command(), timeout=60)
+        return fact.parse(result.stdout, result.rc)
+
+    def read_facts(
+        self, hosts: Sequence[Host], fact: Callable[[Host], Fact[T]], *, fresh: bool = False
+    ) -> dict[str, T]:
+        """`read_fact` on each of `hosts` at once (the fact each host is asked for may depend on the host)."""
+        if not hosts:
+            return {}
+        with ThreadPoolExecutor(max_workers=len(hosts)) as ex:
+            values = ex.map(lambda h: self.read_fact(h, fact(h), fresh=fresh), hosts)
+            return dict(zip([h.name for h in hosts], values, strict=True))
 
     def drop(self, host: Host) -> None:
         """Forget a broken connection: the next `get` reconnects."""

@@ -12,19 +12,22 @@ a member with an empty data dir next to a cluster that already has quorum is ref
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from inventory.errors import KeelsonError
 from inventory.model import Cluster, Host
 from roles.engine.command import Command
-from roles.engine.context import RunContext
+from roles.engine.context import HostContext, RunContext
 from roles.engine.errors import CommandFailed, EngineError
+from roles.engine.facts import Fact
 from roles.engine.phase import CustomPhase, HostOutcome
 from roles.engine.transport import ConnectionPool
 from roles.etcd.commands import HEALTHCHECK_TLS, endpoint_health_cmd, member_client_url
 from roles.etcd.defaults import DEFAULTS as ETCD
-from roles.etcd.facts import MemberState, member_state_script, parse_member_state
+from roles.etcd.facts import MemberState, MemberStateFact
 from roles.etcd.health import asker, parse_health, wait_healthy
 from roles.etcd.steps import desired_digest, mark_applied
 from roles.state import StateDir
@@ -71,24 +74,21 @@ class StartMembers(CustomPhase):
     def hosts(self, cluster: Cluster) -> list[Host]:
         return cluster.etcd_members
 
+    def facts(self, ctx: HostContext) -> Sequence[Fact[Any]]:
+        members = ctx.cluster.etcd_members
+        return (MemberStateFact(ctx.cluster.etcd.data_dir),) if any(h.name == ctx.host.name for h in members) else ()
+
     # -- reading ------------------------------------------------------------------------------------------
     @staticmethod
     def _states(cluster: Cluster, pool: ConnectionPool) -> dict[str, MemberState]:
-        script = member_state_script(cluster.etcd.data_dir)
-
-        def one(host: Host) -> MemberState:
-            result = pool.get(host).run(script, timeout=30)
-            state = parse_member_state(result.stdout)
+        fact = MemberStateFact(cluster.etcd.data_dir)
+        states = pool.read_facts(cluster.etcd_members, lambda _: fact)
+        for name, state in states.items():
             if not state.complete:  # deciding on part of it could restart a running member
                 raise EngineError(
-                    host.name,
-                    f"could not read the etcd member's state (exit {result.rc}): {result.stdout.strip()[-200:]!r}",
-                    hint="rerun: nothing was started or restarted",
+                    name, "could not read the etcd member's state", hint="rerun: nothing was started or restarted"
                 )
-            return state
-
-        with ThreadPoolExecutor(max_workers=len(cluster.etcd_members)) as ex:
-            return dict(zip([h.name for h in cluster.etcd_members], ex.map(one, cluster.etcd_members), strict=True))
+        return states
 
     @staticmethod
     def _has_quorum(rc: RunContext, pool: ConnectionPool, states: dict[str, MemberState]) -> bool:

@@ -63,3 +63,20 @@ def parse_member_state(stdout: str) -> MemberState:
         marker=values.get("marker", "").strip(),
         complete=values.get("end", "").strip() == "1",
     )
+
+
+@dataclass(frozen=True)
+class MemberStateFact(Fact[MemberState]):
+    """The member's local state (`member_state_script`), read by the start phase from the host's fact batch."""
+
+    data_dir: str
+
+    @property
+    def key(self) -> str:
+        return f"etcd-member-state:{self.data_dir}"
+
+    def command(self) -> str:
+        return member_state_script(self.data_dir)
+
+    def parse(self, stdout: str, rc: int) -> MemberState:
+        return parse_member_state(stdout)

@@ -37,6 +37,7 @@ def phases(cluster: Cluster) -> list[AnyPhase]:
                 steps=[RestartOnChange()],
                 serial=True,
                 gate=cluster_healthy_gate,
+                gate_after_changes_only=True,  # the start phase just waited for a healthy cluster
             ),
         ],
     )

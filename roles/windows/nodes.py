@@ -6,13 +6,17 @@ serving certificate exists (PowerShell's Test-Path)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from inventory.model import OS, Cluster, Host
-from roles.control_plane.cluster_ops import KUBECTL, ControlPlaneError, _probe, initialised_masters
+from roles.control_plane.cluster_ops import KUBECTL, ControlPlaneError, initialised_masters, masters, reads_kubeadm_done
 from roles.control_plane.defaults import DEFAULTS as CONTROL_PLANE
-from roles.control_plane.nodes import POLL_S, approvable, pending_serving_csrs, ready_nodes
+from roles.control_plane.nodes import POLL_S, ServingCertPresent, approvable, pending_serving_csrs, ready_nodes
 from roles.engine.command import Command
-from roles.engine.context import RunContext
+from roles.engine.context import HostContext, RunContext
+from roles.engine.facts import Fact
 from roles.engine.phase import CustomPhase, HostOutcome
 from roles.engine.transport import ConnectionPool, Transport
 from roles.windows.defaults import DEFAULTS
@@ -23,8 +27,12 @@ def windows_workers(cluster: Cluster) -> list[Host]:
     return [h for h in cluster.workers if h.os is OS.WINDOWS]
 
 
-def has_serving_cert_script() -> str:
-    return f"if (Test-Path -LiteralPath {psq(DEFAULTS.serving_cert)} -PathType Leaf) {{ 'yes' }}"
+@dataclass(frozen=True)
+class WindowsServingCertPresent(ServingCertPresent):
+    """The Windows kubelet holds its serving certificate (PowerShell's Test-Path)."""
+
+    def command(self) -> str:
+        return f"if (Test-Path -LiteralPath {psq(DEFAULTS.serving_cert)} -PathType Leaf) {{ 'yes' }}"
 
 
 class WindowsServingCertsAndReady(CustomPhase):
@@ -33,9 +41,15 @@ class WindowsServingCertsAndReady(CustomPhase):
     def hosts(self, cluster: Cluster) -> list[Host]:
         return windows_workers(cluster)
 
-    def _missing(self, cluster: Cluster, pool: ConnectionPool) -> list[str]:
-        out = _probe(pool, windows_workers(cluster), has_serving_cert_script())
-        return [n for n, text in out.items() if text.strip() != "yes"]
+    def facts(self, ctx: HostContext) -> Sequence[Fact[Any]]:
+        mine = (
+            (WindowsServingCertPresent(),) if any(h.name == ctx.host.name for h in windows_workers(ctx.cluster)) else ()
+        )
+        return (*mine, *reads_kubeadm_done(ctx, masters))
+
+    def _missing(self, cluster: Cluster, pool: ConnectionPool, *, fresh: bool = False) -> list[str]:
+        have = pool.read_facts(windows_workers(cluster), lambda _: WindowsServingCertPresent(), fresh=fresh)
+        return [n for n, present in have.items() if not present]
 
     def dry_run(self, rc: RunContext, pool: ConnectionPool) -> dict[str, list[Command]]:
         approve = Command("kubectl certificate approve …", description="approve the kubelet serving certificate")
@@ -58,7 +72,7 @@ class WindowsServingCertsAndReady(CustomPhase):
                     _kubectl(api, f"certificate approve {csr.name}")
                     approved.setdefault(csr.node, []).append(csr.name)
             if missing:
-                missing = set(self._missing(cluster, pool))
+                missing = set(self._missing(cluster, pool, fresh=True))
             not_ready = set(allowed) - ready_nodes(_kubectl(api, "get nodes -o json"))
             if not missing and not not_ready:
                 break

@@ -6,22 +6,24 @@ Facts, plans, changes, handlers, serial gates, fail-fast and dry runs are the re
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from inventory.loader import parse_inventory
+from inventory.model import Cluster, Host
 from roles.engine import handlers as handlers_module
 from roles.engine import runner as runner_module
 from roles.engine.command import Command
 from roles.engine.context import HostContext, RunContext
 from roles.engine.errors import CommandFailed
 from roles.engine.events import Event, HostFailed, HostPlanned
-from roles.engine.facts import CommandOutput, FactValues
-from roles.engine.phase import Phase, all_hosts, matches, role_names, unknown_names
+from roles.engine.facts import CommandOutput, Fact, FactValues
+from roles.engine.phase import AnyPhase, CustomPhase, HostOutcome, Phase, all_hosts, matches, role_names, unknown_names
 from roles.engine.step import CommandStep, Handler, Step
-from roles.engine.transport import CommandResult, Transport
+from roles.engine.transport import CommandResult, ConnectionPool, Transport
 from tests.fake_pool import use_fake_pool
 
 LAB = (Path(__file__).parents[2] / "inventory" / "examples" / "lab.yaml").read_text()
@@ -89,7 +91,7 @@ def touch_handler(name: str) -> Handler:
     return Handler(name, lambda ctx, facts: [Command(f'echo x >> "$H/{name}.log"')])
 
 
-def run(plan: list[Phase], events: list[Event] | None = None, **kw: Any) -> runner_module.RunReport:
+def run(plan: Sequence[AnyPhase], events: list[Event] | None = None, **kw: Any) -> runner_module.RunReport:
     cluster = parse_inventory(LAB)
     sink = events.append if events is not None else (lambda e: None)
     return runner_module.run_plan(plan, RunContext(cluster, Path("/nonexistent"), events=sink, **kw))
@@ -289,3 +291,61 @@ def test_every_phase_of_the_apply_plan_names_its_role() -> None:
     assert {"common", "containerd", "pki", "etcd", "loadbalancer", "backups"} <= set(role_names(phases))
     said = ["containerd", "common", "pki", "etcd", "loadbalancer", "backups", "control-plane", "etcd-binaries"]
     assert unknown_names(phases, said) == []
+
+
+class CountFiles(CustomPhase):
+    """A custom phase that asks every host how many files its folder holds (a fact from the batch when it can)."""
+
+    title = "Custom | count"
+    fact = CommandOutput("files", 'ls "$H" | wc -l')
+
+    def __init__(self) -> None:
+        self.seen: dict[str, str] = {}
+
+    def hosts(self, cluster: Cluster) -> list[Host]:
+        return list(cluster.hosts)
+
+    def facts(self, ctx: HostContext) -> Sequence[Fact[Any]]:
+        return (self.fact,)
+
+    def dry_run(self, rc: RunContext, pool: ConnectionPool) -> dict[str, list[Command]]:
+        return {}
+
+    def run(self, rc: RunContext, pool: ConnectionPool) -> dict[str, HostOutcome]:
+        counts = pool.read_facts(rc.cluster.hosts, lambda _: self.fact)
+        self.seen = {name: out.strip() for name, (out, _) in counts.items()}
+        return {h.name: HostOutcome() for h in rc.cluster.hosts}
+
+
+def test_a_custom_phase_reads_its_facts_from_the_batch_while_the_run_changed_nothing(
+    hosts: dict[str, LocalTransport],
+) -> None:
+    """A no-op asks each host one question, custom phases included; once the run changed something, a custom phase
+    asks again (a cluster-wide answer may have changed with another host)."""
+    run([Phase("One", all_hosts, [value_step("a", "1")])])
+    before = {name: t.commands_run for name, t in hosts.items()}
+    counting = CountFiles()
+    report = run([Phase("One", all_hosts, [value_step("a", "1")]), counting])
+    assert report.ok and counting.seen == {name: "1" for name in hosts}
+    assert all(t.commands_run - before[name] == 1 for name, t in hosts.items())  # the batch only
+
+    before = {name: t.commands_run for name, t in hosts.items()}
+    counting = CountFiles()
+    report = run([Phase("One", all_hosts, [value_step("b", "2")]), counting])  # changes every host first
+    assert report.ok and counting.seen == {name: "2" for name in hosts}  # read after the change, not from the batch
+    assert all(t.commands_run - before[name] == 3 for name, t in hosts.items())  # batch, change, the phase's read
+
+
+def test_a_gate_after_changes_only_skips_hosts_that_needed_nothing(hosts: dict[str, LocalTransport]) -> None:
+    gated: list[str] = []
+
+    def gate(ctx: HostContext, transport: Transport) -> None:
+        gated.append(ctx.host.name)
+
+    (hosts["m2"].root / "r").write_text("1")  # m2 already has it
+    phase = Phase("Rolling", lambda c: c.masters, [value_step("r", "1")], serial=True, gate=gate)
+    phase.gate_after_changes_only = True
+    assert run([phase]).ok and gated == ["m1", "m3"]
+    assert run([phase]).ok and gated == ["m1", "m3"]  # the no-op gates nobody
+    phase.gate_after_changes_only = False
+    assert run([phase]).ok and gated == ["m1", "m3", "m1", "m2", "m3"]

@@ -216,7 +216,7 @@ def decoded(command: str, stdin: bytes | None) -> str:
 
 def test_the_transports_scripts_and_the_other_windows_commands_parse() -> None:
     assert problems(powershell.STDIN_BOOTSTRAP) == []
-    assert problems(nodes.has_serving_cert_script()) == []
+    assert problems(nodes.WindowsServingCertPresent().command()) == []
     assert problems(NodeIPFact(ipaddress.IPv4Interface("10.30.0.10/24"), OS.WINDOWS).command()) == []
     ssh = RecordingSSH()
     transport = PowerShellTransport(ssh)  # type: ignore[arg-type]
