@@ -52,7 +52,8 @@ def apply(
 ) -> None:
     """`keelson apply` on lab hosts as a user runs it, and the engine alone: `hosts`, `fresh_s`, `noop_s` (CLI wall
     time, whole plan), `engine_fresh_s`, `engine_noop_s`, `noop_ssh_commands_per_host`, `cpu_per_host_ms`,
-    `scale_ratio`. With `--cluster`: the HA cluster's apply and the API through the VIP when its holder dies."""
+    `scale_ratio`, and on 20 hosts the host-level phases' `noop_cpu_per_extra_host_ms`. With `--cluster`: the HA
+    cluster's apply and the API through the VIP when its holder dies."""
     _preflight()
     if cluster:
         _apply_cluster(as_json)
@@ -65,7 +66,9 @@ def apply(
         typer.echo(
             f"{result['hosts']} hosts, keelson apply: fresh {result['fresh_s']} s, no-op {result['noop_s']} s "
             f"({result['noop_ssh_commands_per_host']} SSH command/host; keelson CPU per host: fresh {cpu['fresh']} ms, "
-            f"no-op {cpu['noop']} ms); {result['hosts20']} hosts: no-op {result['noop20_s']} s; engine alone: "
+            f"no-op {cpu['noop']} ms); host phases on {result['hosts20']} hosts: no-op "
+            f"{result['hostprep_noop_s']['20']} s, {result['noop_cpu_per_extra_host_ms']} ms CPU per extra host; "
+            "engine alone: "
             f"fresh {result['engine_fresh_s']} s, no-op {result['engine_noop_s']} s, "
             f"20/2 hosts x{result['scale_ratio']}",
             err=True,
