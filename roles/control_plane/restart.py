@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from roles.control_plane.defaults import DEFAULTS
-from roles.control_plane.steps import files_digest, mark_started
+from roles.control_plane.steps import config_path, files_digest, mark_started
 from roles.engine.command import Command
 from roles.engine.context import HostContext
 from roles.engine.facts import Fact, FactValues, FileInfo, FileText
@@ -27,12 +27,22 @@ CONTAINER = "kube-apiserver"
 
 
 def restart_commands(api_endpoint: str, seconds: int) -> list[Command]:
-    """Refuse unless the API through the VIP answers; stop the running apiserver container; wait until the kubelet
-    runs a new one (a different container). The phase's gate then waits for /readyz here and through the VIP."""
+    """Refuse unless the API through the VIP answers; regenerate the apiserver's static pod manifest from this
+    master's kubeadm configuration (`kubeadm init phase control-plane apiserver`: flags and volumes, e.g. audit or
+    encryption switched on or off); if that changed nothing in it, stop the running container instead (the files it
+    reads changed); wait until the kubelet runs a new one (a different container). The phase's gate then waits for
+    /readyz here and through the VIP."""
     vip = q(f"https://{api_endpoint}/readyz")
     check = f"curl -fsS --max-time 3 --cacert {DEFAULTS.pki_dir}/ca.crt {vip} >/dev/null 2>&1"
     running = f"crictl ps --name '^{CONTAINER}$' --state running -q 2>/dev/null | head -n1"
     late = q(f"the kubelet did not start a new {CONTAINER} within {seconds} s")
+    manifest = q(f"{DEFAULTS.manifests_dir}/kube-apiserver.yaml")
+    regenerate = (
+        f"before=$(sha256sum < {manifest} 2>/dev/null); "
+        f"kubeadm init phase control-plane apiserver --config {q(config_path('init'))} >/dev/null || "
+        "{ echo 'kubeadm could not write the apiserver manifest' >&2; exit 1; }; "
+        f'[ "$(sha256sum < {manifest})" != "$before" ] || '
+    )
     return [
         Command(
             f"{check} || {{ echo 'the API through the VIP does not answer: refusing to restart this apiserver' >&2; "
@@ -40,11 +50,11 @@ def restart_commands(api_endpoint: str, seconds: int) -> list[Command]:
             description="the API through the VIP answers before this apiserver restarts",
         ),
         Command(
-            f'old=$({running}); [ -z "$old" ] || crictl stop --timeout 30 "$old" >/dev/null; '
+            f'old=$({running}); {regenerate}{{ [ -z "$old" ] || crictl stop --timeout 30 "$old" >/dev/null; }}; '
             f"deadline=$(( $(date +%s) + {seconds} )); "
             f'until new=$({running}); [ -n "$new" ] && [ "$new" != "$old" ]; do '
             f'[ "$(date +%s)" -ge "$deadline" ] && {{ echo {late} >&2; exit 75; }}; sleep 1; done',
-            description=f"restart {CONTAINER} (the kubelet starts a new container, which reads the files again)",
+            description=f"restart {CONTAINER} with its manifest regenerated (kubeadm) and its files read again",
         ),
     ]
 

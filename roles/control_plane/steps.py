@@ -4,9 +4,10 @@ configuration on every node, and the join of a node that has not joined (kubeadm
 from __future__ import annotations
 
 import hashlib
+import json
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from typing import Any
 
 from inventory.model import Cluster, Host
@@ -63,10 +64,14 @@ def apiserver_config_steps(cluster: Cluster) -> list[FileStep]:
 
 
 def files_digest(ctx: HostContext) -> str:
-    """sha256 over every apiserver config file keelson writes for this cluster (path and content)."""
+    """sha256 over what the apiserver starts with that keelson decides: every config file it writes for this cluster
+    (path and content), and the flags and volumes kubeadm puts in its static pod manifest (switching audit or
+    encryption on or off changes those, not only files)."""
     digest = hashlib.sha256()
     for step in apiserver_config_steps(ctx.cluster):
         digest.update(step.path.encode() + b"\0" + hashlib.sha256(step.render(ctx)).digest())
+    manifest = [render.apiserver_args(ctx.cluster), [list(astuple(v)) for v in render.apiserver_volumes(ctx.cluster)]]
+    digest.update(b"manifest\0" + json.dumps(manifest).encode())
     return digest.hexdigest()
 
 

@@ -2,13 +2,16 @@
 1 worker) ends with every node Ready through the VIP and keelson's etcd at 5 healthy members; a re-apply changes
 nothing. Then the apiserver restart on config change (roles/control_plane/restart.py) on the real kubelet: a master
 whose marker says its apiserver started with other files gets a new apiserver container, the other masters keep
-theirs, and the apply after that changes nothing. One cluster for the module."""
+theirs, and the apply after that changes nothing; switching audit off regenerates every apiserver's static pod
+manifest, one master at a time. One cluster for the module."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+import yaml
 
 from roles.control_plane.defaults import DEFAULTS
 from tests.conftest import LabFactory
@@ -19,6 +22,9 @@ pytestmark = [pytest.mark.lab, pytest.mark.artifacts]
 
 MASTERS = ["m1", "m2", "m3", "m4", "m5"]
 APISERVER = "crictl ps --name '^kube-apiserver$' --state running -q"
+APISERVER_ARGS = (  # the running apiserver's command line (the host has no ps)
+    "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < \"$f\" 2>/dev/null | grep -E '^kube-apiserver '; done; true"
+)
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +80,24 @@ def test_an_apiserver_started_with_other_files_is_restarted_alone(ha5: Cluster) 
     assert {m: after[m] for m in MASTERS if m != "m3"} == {m: before[m] for m in MASTERS if m != "m3"}
     assert ha5.kubectl("get", "--raw", "/readyz").strip() == "ok"
     assert changed_in(apply_json(ha5), "Control plane") == []
+
+
+def test_switching_audit_off_regenerates_every_apiserver_manifest_one_at_a_time(ha5: Cluster, tmp_path: Path) -> None:
+    """`security.audit: false` changes kubeadm's flags, not only a file: each master's static pod manifest is
+    regenerated (`kubeadm init phase control-plane apiserver`), one master at a time behind the health gate, and the
+    apiservers run without the audit flags. Last in the module: the cluster stays without audit."""
+    doc = yaml.safe_load(ha5.inventory.read_text())
+    doc.setdefault("security", {})["audit"] = False
+    inventory = tmp_path / "no-audit.yaml"
+    inventory.write_text(yaml.safe_dump(doc, sort_keys=False))
+    out = keelson("apply", "-i", str(inventory), "--json", state=ha5.state).stdout
+    assert run_finished(out)["ok"], out[-3000:]
+    assert changed_in(out, "Control plane | Join masters") == MASTERS
+    for master in MASTERS:
+        manifest = ha5.lab.run(master, f"cat {DEFAULTS.manifests_dir}/kube-apiserver.yaml").stdout
+        assert "--authentication-config=" in manifest and "audit" not in manifest, master
+        args = ha5.lab.run(master, APISERVER_ARGS).stdout
+        assert "--authentication-config=" in args and "--audit-policy-file" not in args, (master, args)
+    assert ha5.kubectl("get", "--raw", "/readyz").strip() == "ok"
+    again = keelson("apply", "-i", str(inventory), "--json", state=ha5.state).stdout
+    assert changed(again) == {}

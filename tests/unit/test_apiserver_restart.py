@@ -86,6 +86,9 @@ def test_a_changed_file_restarts_guarded_then_marks(tmp_path: Path) -> None:
     assert len(scripts) == 3
     assert "https://10.0.0.10:8443/readyz" in scripts[0] and "exit 75" in scripts[0]  # the API answers, or refuse
     assert "crictl stop" in scripts[1] and "'^kube-apiserver$'" in scripts[1]
+    # the manifest is regenerated from this master's kubeadm configuration; the container is stopped only when that
+    # changed nothing in it (a changed manifest makes the kubelet replace the pod itself)
+    assert "kubeadm init phase control-plane apiserver --config /etc/kubernetes/keelson/kubeadm-init.yaml" in scripts[1]
     assert '"$new" != "$old"' in scripts[1]  # waits for a new container, with a deadline
     assert f"deadline=$(( $(date +%s) + {DEFAULTS.restart_timeout_s} ))" in scripts[1]
     assert desired in scripts[2] and DEFAULTS.apiserver_marker in scripts[2]
@@ -98,6 +101,16 @@ def test_the_digest_follows_every_file_and_not_the_host(tmp_path: Path) -> None:
     no_encryption = files_digest(ctx_for(tmp_path, extra="security: {encryption_at_rest: false}\n"))
     assert len({base, no_audit, no_encryption}) == 3
     assert base not in (no_audit, no_encryption)
+
+
+def test_the_digest_follows_the_manifest_flags_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Flags kubeadm writes in the static pod manifest count, not only the files (switching audit on or off)."""
+    from roles.control_plane import render
+
+    base = files_digest(ctx_for(tmp_path))
+    real = render.apiserver_args
+    monkeypatch.setattr(render, "apiserver_args", lambda c: [*real(c), ("profiling", "true")])
+    assert files_digest(ctx_for(tmp_path)) != base
 
 
 def test_init_and_join_note_the_files_their_apiserver_starts_with(tmp_path: Path) -> None:
