@@ -1,4 +1,5 @@
-"""`keelson certs check`: the expiry of every certificate on every host and in the state dir (roles/pki/expiry.py)."""
+"""`keelson certs check`: the expiry of every certificate on every host and in the state dir (roles/pki/expiry.py);
+`keelson certs renew`: the control plane's certificates, master by master (roles/control_plane/certs_renew.py)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,17 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from keelson.engine_cmd import Concurrency, Hosts, Inventory, StateOpt, Tofu
+from keelson.engine_cmd import Concurrency, Hosts, Inventory, Json, StateOpt, Tofu
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from roles.pki.expiry import Checked
 
-app = typer.Typer(help="Certificates: when each one on the hosts and in the state dir expires.", no_args_is_help=True)
+app = typer.Typer(
+    help="Certificates: when each one on the hosts and in the state dir expires; renew the control plane's.",
+    no_args_is_help=True,
+)
 
 
 def _table(console: Console, title: str, checked: Checked, host: str, warn_days: int, now: dt.datetime) -> None:
@@ -114,4 +118,35 @@ def check(
         raise typer.Exit(1)
 
 
+def renew(
+    inventory: Inventory,
+    hosts: Hosts = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print what would run; change nothing")] = False,
+    as_json: Json = False,
+    concurrency: Concurrency = 32,
+    trust_on_first_use: Tofu = False,
+    state_dir: StateOpt = None,
+) -> None:
+    """Renew the control plane's certificates (kubeadm's: apiserver, front-proxy client, the kubeconfigs) on each
+    master, one at a time: `kubeadm certs renew all`, then the apiserver, controller-manager and scheduler restarted,
+    and the next master only once this one's apiserver and the API through the VIP answer. keelson's etcd
+    certificates are renewed by `keelson apply` ahead of their expiry."""
+    from inventory.loader import load_inventory
+    from keelson.engine_cmd import run
+    from roles.plans import renew as renew_plan
+
+    cluster = load_inventory(inventory)
+    run(
+        renew_plan.plan(cluster),
+        cluster,
+        dry_run,
+        as_json,
+        hosts=hosts,
+        concurrency=concurrency,
+        tofu=trust_on_first_use,
+        state_dir=state_dir,
+    )
+
+
 app.command("check")(check)
+app.command("renew")(renew)

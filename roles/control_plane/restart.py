@@ -26,14 +26,23 @@ q = shlex.quote
 CONTAINER = "kube-apiserver"
 
 
+def vip_answers(api_endpoint: str, action: str) -> Command:
+    """Refuse `action` (exit 75) unless the API through the VIP answers /readyz right now."""
+    vip = q(f"https://{api_endpoint}/readyz")
+    check = f"curl -fsS --max-time 3 --cacert {DEFAULTS.pki_dir}/ca.crt {vip} >/dev/null 2>&1"
+    refusal = q(f"the API through the VIP does not answer: refusing {action}")
+    return Command(
+        f"{check} || {{ echo {refusal} >&2; exit 75; }}",
+        description=f"the API through the VIP answers (else refuse {action})",
+    )
+
+
 def restart_commands(api_endpoint: str, seconds: int) -> list[Command]:
     """Refuse unless the API through the VIP answers; regenerate the apiserver's static pod manifest from this
     master's kubeadm configuration (`kubeadm init phase control-plane apiserver`: flags and volumes, e.g. audit or
     encryption switched on or off); if that changed nothing in it, stop the running container instead (the files it
     reads changed); wait until the kubelet runs a new one (a different container). The phase's gate then waits for
     /readyz here and through the VIP."""
-    vip = q(f"https://{api_endpoint}/readyz")
-    check = f"curl -fsS --max-time 3 --cacert {DEFAULTS.pki_dir}/ca.crt {vip} >/dev/null 2>&1"
     running = f"crictl ps --name '^{CONTAINER}$' --state running -q 2>/dev/null | head -n1"
     late = q(f"the kubelet did not start a new {CONTAINER} within {seconds} s")
     manifest = q(f"{DEFAULTS.manifests_dir}/kube-apiserver.yaml")
@@ -44,11 +53,7 @@ def restart_commands(api_endpoint: str, seconds: int) -> list[Command]:
         f'[ "$(sha256sum < {manifest})" != "$before" ] || '
     )
     return [
-        Command(
-            f"{check} || {{ echo 'the API through the VIP does not answer: refusing to restart this apiserver' >&2; "
-            "exit 75; }",
-            description="the API through the VIP answers before this apiserver restarts",
-        ),
+        vip_answers(api_endpoint, "to restart this apiserver"),
         Command(
             f'old=$({running}); {regenerate}{{ [ -z "$old" ] || crictl stop --timeout 30 "$old" >/dev/null; }}; '
             f"deadline=$(( $(date +%s) + {seconds} )); "

@@ -9,6 +9,8 @@ keelson's external etcd over TLS, a worker, flannel with kube-router's NetworkPo
 - every node Ready through the VIP; CoreDNS answers from a pod, a pod on one worker reaches a pod on the other, a
   Service answers through kube-proxy, a NetworkPolicy blocks and then opens; the first apply of the full inventory
   only adds w2 to the other hosts' /etc/hosts (nothing restarts), the next changes nothing;
+- `keelson certs renew`: every master's control-plane certificates are new, the API answers, a re-apply changes
+  nothing;
 - `keelson verify` passes, and fails naming the member when one etcd member is stopped;
 - killing the master that holds the VIP leaves kubectl answering through the VIP and the cluster scheduling, and the
   master rejoins on its own when it boots again;
@@ -78,6 +80,7 @@ FINGERPRINT = (
     'for u in kubelet containerd etcd haproxy keepalived; do echo "$u $(systemctl show -p InvocationID --value $u)";'
     " done; crictl --runtime-endpoint unix:///run/containerd/containerd.sock pods --state ready -q 2>/dev/null | sort"
 )
+MASTERS = ["m1", "m2", "m3"]
 OTHERS = ["m1", "m2", "m3", "w1"]
 
 
@@ -171,6 +174,32 @@ def test_reapply_changes_nothing(ha: Cluster) -> None:
     again = run_finished(keelson("apply", "-i", str(ha.inventory), "--json", state=ha.state).stdout)
     assert again["ok"]
     assert {h: c["changed"] for h, c in again["hosts"].items() if c["changed"]} == {}
+
+
+def control_plane_serials(c: Cluster) -> dict[tuple[str, str], str]:
+    """(master, path) -> serial of the apiserver's certificate and the admin kubeconfig's client certificate."""
+    hosts = ",".join(MASTERS)
+    out = keelson("certs", "check", "-i", str(c.inventory), "--json", "--hosts", hosts, state=c.state, check=False)
+    wanted = ("/etc/kubernetes/pki/apiserver.crt", "/etc/kubernetes/admin.conf")
+    records = json.loads(out.stdout)["certificates"]
+    return {(r["host"], r["path"]): r["serial"] for r in records if r["path"] in wanted}
+
+
+def test_certs_renew_renews_every_master_one_at_a_time(ha: Cluster) -> None:
+    """`keelson certs renew`: new control-plane certificates on every master, its static pods restarted, the API
+    answering through the VIP after; the apply after it changes nothing."""
+    before = control_plane_serials(ha)
+    assert len(before) == 2 * len(MASTERS), before
+    out = keelson("certs", "renew", "-i", str(ha.inventory), "--json", state=ha.state).stdout
+    finished = run_finished(out)
+    assert finished["ok"], out[-3000:]
+    assert sorted(h for h, c in finished["hosts"].items() if c["changed"]) == MASTERS
+    after = control_plane_serials(ha)
+    assert after.keys() == before.keys() and all(after[k] != before[k] for k in before), (before, after)
+    assert ha.kubectl("get", "--raw", "/readyz").strip() == "ok"
+    assert ready_nodes(ha.kubectl) == [*MASTERS, "w1", "w2"]
+    again = run_finished(keelson("apply", "-i", str(ha.inventory), "--json", state=ha.state).stdout)
+    assert again["ok"] and {h: c["changed"] for h, c in again["hosts"].items() if c["changed"]} == {}
 
 
 def test_verify_passes_and_fails_naming_a_stopped_etcd_member(ha: Cluster) -> None:

@@ -136,6 +136,9 @@ CASES: list[tuple[str, list[str], int, str]] = [
     ("certs-check-missing-inventory", ["certs", "check", "-i", "{ws}/nope.yaml"], 2, "nope.yaml: file not found"),
     ("certs-check-negative-days", ["certs", "check", "-i", "{loop}", "--warn-days", "-1"], 2, "--warn-days"),
     ("certs-check-unreachable", ["certs", "check", "-i", "{loop}"], 1, "3 hosts could not be read"),
+    ("certs-renew-missing-inventory", ["certs", "renew", "-i", "{ws}/nope.yaml"], 2, "nope.yaml: file not found"),
+    ("certs-renew-unknown-host", ["certs", "renew", "-i", "{loop}", "--hosts", "zz"], 2, "--hosts names unknown hosts"),
+    ("certs-renew-unreachable", ["certs", "renew", "-i", "{loop}"], 1, "cannot connect to 127.0.0.1"),
     # lifecycle (names checked against the inventory before anything is connected to)
     ("join-no-host", ["join", "-i", "{loop}"], 2, "Missing argument 'HOST...'"),
     ("join-unknown-host", ["join", "-i", "{loop}", "zz"], 2, "not in the inventory: zz"),
