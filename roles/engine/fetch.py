@@ -200,6 +200,26 @@ def install_lines(files: list[FileInstall], archives: list[ArchiveInstall]) -> l
     return lines
 
 
+def remember_lines(files: list[FileInstall], archives: list[ArchiveInstall]) -> list[str]:
+    """Record each installed file's digest with its stat signature, last (hard links change the ctime), so the next
+    run's `Installed` fact reads it instead of hashing the file. The content is what this script verified; the
+    signature is taken after its last write."""
+    record = "\n".join(
+        [
+            "remember() {",
+            "  local sig",
+            "  sig=$(stat -c '%s:%i:%.9Z:%.9Y' -- \"$1\") || return 0",
+            f'  k="{DIGEST_CACHE}/${{1//\\//%}}"',
+            '  echo "$sig $2" > "$k.tmp" && mv -f "$k.tmp" "$k"',
+            "}",
+        ]
+    )
+    lines = [f"mkdir -p -m 0700 {DIGEST_CACHE}", record]
+    lines += [f"remember {q(f.dest)} {f.payload.sha256}" for f in files]
+    lines += [f'tail -n +2 {q(a.marker)} | while read -r dg p; do remember "$p" "$dg"; done' for a in archives]
+    return lines
+
+
 def distinct(payloads: Sequence[Payload]) -> list[Payload]:
     seen: dict[str, Payload] = {}
     for p in payloads:
@@ -211,6 +231,7 @@ def script(files: list[FileInstall], archives: list[ArchiveInstall], ca_file: st
     payloads = distinct([f.payload for f in files] + [a.payload for a in archives])
     head = ["set -e", f"d=$(mktemp -d {DOWNLOAD_DIR}/keelson-fetch.XXXXXX)", "trap 'rm -rf \"$d\"' EXIT"]
     body = fetch_lines(payloads, ca_file) + verify_lines(payloads) + install_lines(files, archives)
+    body += remember_lines(files, archives)
     return "\n".join(head + body)
 
 
