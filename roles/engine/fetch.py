@@ -64,6 +64,12 @@ def marker_path(name: str) -> str:
 
 
 DIGEST_CACHE = f"{MARKER_DIR}/digests"  # per installed path: its stat signature and sha256 (see `Installed`)
+SIGNATURE = "%s:%i:%.9Z:%.9Y"  # stat's format: size, inode, ctime and mtime in ns
+# keep DIR FILE SIGNATURE DIGEST: FILE's cache entry in DIR (0700), written whole (the fact and the install share it)
+KEEP = (
+    'keelson_keep() { local k="$1/${2//\\//%}"; '
+    'mkdir -p -m 0700 "$1" && echo "$3 $4" > "$k.tmp" && mv -f "$k.tmp" "$k"; }'
+)
 
 
 @dataclass(frozen=True)
@@ -89,13 +95,12 @@ class Installed(Fact[tuple[dict[str, str], dict[str, str]]]):
         files = " ".join(q(p) for p in self.paths)
         marks = "; ".join(f"[ -f {q(m)} ] && {{ echo '@@marker {m}'; cat {q(m)}; }}" for m in self.markers)
         digests = (
-            f"c={q(self.cache_dir)}; printf -v now '%(%s)T' -1; "
+            f"{KEEP}; c={q(self.cache_dir)}; printf -v now '%(%s)T' -1; "
             f'for f in {files}; do [ -f "$f" ] || continue; '
-            "read -r ct sig < <(stat -c '%Z %s:%i:%.9Z:%.9Y' -- \"$f\"); "
-            'k="$c/${f//\\//%}"; m= d=; [ -f "$k" ] && read -r m d < "$k"; '
+            f"read -r ct sig < <(stat -c '%Z {SIGNATURE}' -- \"$f\"); "
+            'm= d=; [ -f "$c/${f//\\//%}" ] && read -r m d < "$c/${f//\\//%}"; '
             'if [ "$m" != "$sig" ] || [ ${#d} -ne 64 ]; then d=$(sha256sum < "$f"); d=${d%% *}; '
-            f'[ $((now - ct)) -ge {self.settle_s} ] && {{ mkdir -p -m 0700 "$c" && '
-            'echo "$sig $d" > "$k.tmp" && mv -f "$k.tmp" "$k"; }; fi; '
+            f'[ $((now - ct)) -lt {self.settle_s} ] || keelson_keep "$c" "$f" "$sig" "$d"; fi; '
             'echo "$d  $f"; done'
         )
         return f"{digests}; {marks or 'true'}; true"
@@ -204,17 +209,11 @@ def remember_lines(files: list[FileInstall], archives: list[ArchiveInstall]) -> 
     """Record each installed file's digest with its stat signature, last (hard links change the ctime), so the next
     run's `Installed` fact reads it instead of hashing the file. The content is what this script verified; the
     signature is taken after its last write."""
-    record = "\n".join(
-        [
-            "remember() {",
-            "  local sig",
-            "  sig=$(stat -c '%s:%i:%.9Z:%.9Y' -- \"$1\") || return 0",
-            f'  k="{DIGEST_CACHE}/${{1//\\//%}}"',
-            '  echo "$sig $2" > "$k.tmp" && mv -f "$k.tmp" "$k"',
-            "}",
-        ]
+    record = (
+        f"remember() {{ local sig; sig=$(stat -c '{SIGNATURE}' -- \"$1\") && "
+        f'keelson_keep {DIGEST_CACHE} "$1" "$sig" "$2" || true; }}'  # a cache it cannot write fails no install
     )
-    lines = [f"mkdir -p -m 0700 {DIGEST_CACHE}", record]
+    lines = [KEEP, record]
     lines += [f"remember {q(f.dest)} {f.payload.sha256}" for f in files]
     lines += [f'tail -n +2 {q(a.marker)} | while read -r dg p; do remember "$p" "$dg"; done' for a in archives]
     return lines
