@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,7 @@ from roles.engine.command import Command
 from roles.engine.context import HostContext, RunContext
 from roles.engine.errors import CommandFailed
 from roles.engine.facts import Fact
-from roles.engine.phase import CustomPhase, HostOutcome
+from roles.engine.phase import CustomPhase, HostOutcome, HostSelector, facts_on
 from roles.engine.transport import ConnectionPool
 from roles.pki import kubernetes as k8s_pki
 from roles.state import StateDir
@@ -67,9 +67,9 @@ def initialised_masters(cluster: Cluster, pool: ConnectionPool, *, fresh: bool =
     return [m for m in cluster.masters if done[m.name]]
 
 
-def reads_kubeadm_done(ctx: HostContext, hosts: Callable[[Cluster], list[Host]]) -> Sequence[Fact[Any]]:
+def reads_kubeadm_done(ctx: HostContext, hosts: HostSelector) -> Sequence[Fact[Any]]:
     """A custom phase's `facts()` when it asks `hosts` whether kubeadm is done there."""
-    return (KUBEADM_DONE,) if any(h.name == ctx.host.name for h in hosts(ctx.cluster)) else ()
+    return facts_on(ctx, hosts, KUBEADM_DONE)
 
 
 def readyz_wait(url: str, seconds: float) -> str:

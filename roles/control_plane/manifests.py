@@ -17,7 +17,7 @@ from roles.engine.command import Command
 from roles.engine.context import HostContext, RunContext
 from roles.engine.errors import CommandFailed
 from roles.engine.facts import Fact
-from roles.engine.phase import CustomPhase, HostOutcome
+from roles.engine.phase import CustomPhase, HostOutcome, facts_on
 from roles.engine.transport import ConnectionPool
 
 q = shlex.quote
@@ -79,8 +79,7 @@ class ApplyManifests(CustomPhase):
         return cluster.masters
 
     def facts(self, ctx: HostContext) -> Sequence[Fact[Any]]:
-        first = (AppliedRecord(),) if ctx.host.name == ctx.cluster.masters[0].name else ()
-        return (*first, *reads_kubeadm_done(ctx, masters))
+        return (*facts_on(ctx, lambda c: c.masters[:1], AppliedRecord()), *reads_kubeadm_done(ctx, masters))
 
     def _todo(self, rc: RunContext, pool: ConnectionPool) -> tuple[Host | None, list[Command]]:
         ready = initialised_masters(rc.cluster, pool)

@@ -27,7 +27,7 @@ from roles.control_plane.defaults import DEFAULTS
 from roles.engine.command import Command
 from roles.engine.context import HostContext, RunContext
 from roles.engine.facts import Fact
-from roles.engine.phase import CustomPhase, HostOutcome
+from roles.engine.phase import CustomPhase, HostOutcome, facts_on
 from roles.engine.transport import ConnectionPool, Transport
 
 SERVING_CERT = "/var/lib/kubelet/pki/kubelet-server-current.pem"
@@ -127,8 +127,7 @@ class ServingCertsAndReady(CustomPhase):
         return linux_nodes(cluster)
 
     def facts(self, ctx: HostContext) -> Sequence[Fact[Any]]:
-        mine = (ServingCertPresent(),) if any(h.name == ctx.host.name for h in linux_nodes(ctx.cluster)) else ()
-        return (*mine, *reads_kubeadm_done(ctx, masters))
+        return (*facts_on(ctx, linux_nodes, ServingCertPresent()), *reads_kubeadm_done(ctx, masters))
 
     def _missing_certs(self, cluster: Cluster, pool: ConnectionPool, *, fresh: bool = False) -> list[str]:
         have = pool.read_facts(linux_nodes(cluster), lambda _: ServingCertPresent(), fresh=fresh)

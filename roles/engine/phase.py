@@ -36,6 +36,11 @@ def slug(title: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
 
 
+def facts_on(ctx: HostContext, hosts: HostSelector, *facts: Fact[Any]) -> tuple[Fact[Any], ...]:
+    """`facts` when `ctx.host` is one of `hosts`, else none: what a custom phase's `facts()` returns for a host."""
+    return facts if any(h.name == ctx.host.name for h in hosts(ctx.cluster)) else ()
+
+
 @dataclass
 class Phase:
     """Per-host steps. `serial` runs one host at a time; `gate` (a health check with a deadline) runs after each

@@ -23,7 +23,7 @@ from roles.engine.command import Command
 from roles.engine.context import HostContext, RunContext
 from roles.engine.errors import CommandFailed, EngineError
 from roles.engine.facts import Fact
-from roles.engine.phase import CustomPhase, HostOutcome
+from roles.engine.phase import CustomPhase, HostOutcome, facts_on
 from roles.engine.transport import ConnectionPool
 from roles.etcd.commands import HEALTHCHECK_TLS, endpoint_health_cmd, member_client_url
 from roles.etcd.defaults import DEFAULTS as ETCD
@@ -75,8 +75,7 @@ class StartMembers(CustomPhase):
         return cluster.etcd_members
 
     def facts(self, ctx: HostContext) -> Sequence[Fact[Any]]:
-        members = ctx.cluster.etcd_members
-        return (MemberStateFact(ctx.cluster.etcd.data_dir),) if any(h.name == ctx.host.name for h in members) else ()
+        return facts_on(ctx, self.hosts, MemberStateFact(ctx.cluster.etcd.data_dir))
 
     # -- reading ------------------------------------------------------------------------------------------
     @staticmethod

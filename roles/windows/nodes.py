@@ -17,7 +17,7 @@ from roles.control_plane.nodes import POLL_S, ServingCertPresent, approvable, pe
 from roles.engine.command import Command
 from roles.engine.context import HostContext, RunContext
 from roles.engine.facts import Fact
-from roles.engine.phase import CustomPhase, HostOutcome
+from roles.engine.phase import CustomPhase, HostOutcome, facts_on
 from roles.engine.transport import ConnectionPool, Transport
 from roles.windows.defaults import DEFAULTS
 from roles.windows.facts import psq
@@ -42,10 +42,7 @@ class WindowsServingCertsAndReady(CustomPhase):
         return windows_workers(cluster)
 
     def facts(self, ctx: HostContext) -> Sequence[Fact[Any]]:
-        mine = (
-            (WindowsServingCertPresent(),) if any(h.name == ctx.host.name for h in windows_workers(ctx.cluster)) else ()
-        )
-        return (*mine, *reads_kubeadm_done(ctx, masters))
+        return (*facts_on(ctx, windows_workers, WindowsServingCertPresent()), *reads_kubeadm_done(ctx, masters))
 
     def _missing(self, cluster: Cluster, pool: ConnectionPool, *, fresh: bool = False) -> list[str]:
         have = pool.read_facts(windows_workers(cluster), lambda _: WindowsServingCertPresent(), fresh=fresh)
