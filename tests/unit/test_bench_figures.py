@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ast
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -124,3 +127,21 @@ def test_product_code_never_imports_tests() -> None:
                 )
                 offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names if n == "tests" or n.startswith("tests.")]
     assert offenders == []
+
+
+def test_a_bench_stopped_by_sigterm_unwinds_and_takes_its_lab_down(tmp_path: Path) -> None:
+    """SIGTERM (a CI timeout, `kill`) ends a bench like Ctrl-C: its `finally` (the lab's `down()`) runs."""
+    marker = tmp_path / "cleaned"
+    code = (
+        "import os, signal, pathlib\n"
+        "from keelson.bench_cmd import _stop_cleanly_on_sigterm\n"
+        "_stop_cleanly_on_sigterm()\n"
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    raise SystemExit('the signal did not stop the bench')\n"
+        "finally:\n"
+        f"    pathlib.Path({str(marker)!r}).write_text('down')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 128 + signal.SIGTERM, proc.stderr
+    assert marker.read_text() == "down"
