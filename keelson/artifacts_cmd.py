@@ -54,16 +54,16 @@ def _describe_toolset(found) -> dict[str, object]:  # type: ignore[no-untyped-de
     }
 
 
-def _build_pulumi(as_json: bool, kubernetes_provider: bool) -> None:
+def _build_pulumi(as_json: bool, engine_only: bool) -> None:
     import time
 
     from keelson.render import StepProgress
     from provision.artifacts.pulumi_tools.build import build as run_build
-    from provision.artifacts.pulumi_tools.catalog import PULUMI, PULUMI_WITH_KUBERNETES
+    from provision.artifacts.pulumi_tools.catalog import PULUMI, PULUMI_ENGINE_ONLY
 
     started = time.monotonic()
     with StepProgress(quiet=as_json) as progress:
-        found = run_build(PULUMI_WITH_KUBERNETES if kubernetes_provider else PULUMI, progress)
+        found = run_build(PULUMI_ENGINE_ONLY if engine_only else PULUMI, progress)
     seconds = round(time.monotonic() - started, 2)
     if as_json:
         typer.echo(json.dumps({**_describe_toolset(found), "seconds": seconds}))
@@ -76,11 +76,12 @@ def _build_pulumi(as_json: bool, kubernetes_provider: bool) -> None:
 def build(
     version: VersionOpt = None,
     pulumi: PulumiOpt = False,
-    kubernetes_provider: Annotated[
+    engine_only: Annotated[
         bool,
         typer.Option(
-            "--kubernetes-provider",
-            help="with --pulumi: also the Kubernetes provider plugin (pulumi-kubernetes; the longest Go build)",
+            "--without-kubernetes-provider",
+            help="with --pulumi: the engine without the Kubernetes provider plugin (the longest Go build), for stacks "
+            "that install no addons",
         ),
     ] = False,
     as_json: JsonOpt = False,
@@ -89,10 +90,12 @@ def build(
     nothing) and print where it is."""
     import time
 
-    if kubernetes_provider and not pulumi:
-        raise typer.BadParameter("--kubernetes-provider goes with --pulumi", param_hint="--kubernetes-provider")
+    if engine_only and not pulumi:
+        raise typer.BadParameter(
+            "--without-kubernetes-provider goes with --pulumi", param_hint="--without-kubernetes-provider"
+        )
     if pulumi:
-        _build_pulumi(as_json, kubernetes_provider)
+        _build_pulumi(as_json, engine_only)
         return
 
     from keelson.render import StepProgress

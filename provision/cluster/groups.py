@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from inventory.model import Cluster, Host
     from roles.engine.phase import AnyPhase
 
-KUBERNETES_PROVEN = False  # True adds node, control-plane, network, worker, nodes, windows-worker: the whole cluster
+KUBERNETES_PROVEN = True  # True adds node, control-plane, network, worker, nodes, windows-worker: the whole cluster
 
 
 @dataclass(frozen=True)

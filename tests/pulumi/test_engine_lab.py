@@ -1,10 +1,11 @@
 """`pulumi up` for real: the Pulumi CLI keelson built from its Go modules, its Python language host, a file backend,
 passphrase secrets; the stack's machine source is `lab` (real systemd-nspawn hosts) and its cluster resources run
-the apply plan's phases that need no Kubernetes yet (prepare hosts, container runtime, PKI, etcd, load balancer,
-backups) through keelson's engine. No mock anywhere in this file.
+every phase of the apply plan (hosts, PKI, etcd, load balancer, the kubeadm control plane, the network, workers,
+backups) through keelson's engine: a real HA Kubernetes cluster. No mock anywhere in this file.
 
-up → up again (no changes) → a host drifts: refresh marks its group, up repairs it → preview with one worker's
-labels changed (that worker's resource only) → the state holds no key material → destroy (no lab host left).
+up (5 nodes Ready through the VIP with the stack's kubeconfig output) → up again (no changes) → a host drifts:
+refresh marks its group, up repairs it → preview with one worker's labels changed (that worker's resources only) →
+the state holds no key material → destroy (no lab host left).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from provision.artifacts.pulumi_tools.catalog import PULUMI
 from provision.lab import Lab
 from provision.stack.local import LocalStack, passphrase
 from tests.conftest import raise_if_build_failed
-from tests.kube_helpers import artifact_set
+from tests.kube_helpers import Kubectl, artifact_set, ready_nodes
 
 pytestmark = [
     pytest.mark.lab,
@@ -37,8 +38,10 @@ LAB = "t-pulumi"
 INVENTORY = "tests/pulumi/stack/inventory.yaml"
 S3_ACCESS = "AKIAKEELSONTEST0001"
 S3_SECRET = "kS3cr3t-only-in-pulumi-secret-config-0b1e"
-CLUSTER_RESOURCES = [f"t-pulumi-host-{h}" for h in ("m1", "m2", "m3", "w1", "w2")] + [
-    "t-pulumi-pki", "t-pulumi-etcd", "t-pulumi-lb", "t-pulumi-backups", "t-pulumi-kubeconfig",
+HOSTS = ("m1", "m2", "m3", "w1", "w2")
+CLUSTER_RESOURCES = [f"t-pulumi-{group}-{h}" for group in ("host", "node") for h in HOSTS] + [
+    "t-pulumi-pki", "t-pulumi-etcd", "t-pulumi-lb", "t-pulumi-control-plane", "t-pulumi-network",
+    "t-pulumi-worker-w1", "t-pulumi-worker-w2", "t-pulumi-nodes", "t-pulumi-backups", "t-pulumi-kubeconfig",
 ]  # fmt: skip
 
 
@@ -92,6 +95,17 @@ def test_up_boots_the_lab_and_runs_the_phases(stack: LocalStack) -> None:
     assert S3_SECRET in env  # the S3 secret reached the hosts from the stack's secret config
 
 
+def test_the_kubeconfig_output_reaches_five_ready_nodes_through_the_vip(stack: LocalStack, tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "admin.kubeconfig"
+    kubeconfig.write_text(stack.outputs(show_secrets=True)["kubeconfig"])
+    found = artifact_set()
+    kubectl = Kubectl(found.path / f"release/{found.manifest.kubernetes}/bin/linux/amd64/kubectl", kubeconfig)
+    assert ready_nodes(kubectl) == sorted(HOSTS)
+    system = kubectl.json("-n", "kube-system", "get", "pods")["items"]
+    running = [p["metadata"]["name"] for p in system if p["status"].get("phase") == "Running"]
+    assert any(name.startswith("coredns-") for name in running), running
+
+
 def test_up_again_changes_nothing(stack: LocalStack) -> None:
     assert stack.changes() == {}
     done = stack.up()
@@ -108,10 +122,10 @@ def test_refresh_finds_a_drifted_host_and_up_repairs_it(stack: LocalStack) -> No
     assert stack.changes() == {}
 
 
-def test_a_label_on_one_worker_previews_an_update_of_that_workers_resource_only(stack: LocalStack) -> None:
+def test_a_label_on_one_worker_previews_an_update_of_that_workers_resources_only(stack: LocalStack) -> None:
     stack.set("keelson:labels.w1.tier", "web")
-    try:
-        assert stack.changes() == {"t-pulumi-host-w1": "update"}
+    try:  # w1's per-host resources (they stand for the host); no other host's, no cluster-wide one
+        assert stack.changes() == {f"t-pulumi-{group}-w1": "update" for group in ("host", "node", "worker")}
     finally:
         stack.unset("keelson:labels")
     assert stack.changes() == {}

@@ -176,9 +176,9 @@ CASES: list[tuple[str, list[str], int, str]] = [
     ("artifacts-build-unknown", ["artifacts", "build", "--kubernetes", "v0.0.1"], 1, "v0.0.1 has no build recipe"),
     (
         "artifacts-build-provider-alone",
-        ["artifacts", "build", "--kubernetes-provider"],
+        ["artifacts", "build", "--without-kubernetes-provider"],
         2,
-        "--kubernetes-provider goes with --pulumi",
+        "--without-kubernetes-provider goes with --pulumi",
     ),
     ("artifacts-verify-bad-version", ["artifacts", "verify", "--kubernetes", "1.x"], 1, "is not a Kubernetes version"),
     ("artifacts-pin-no-version", ["artifacts", "pin"], 1, "which release? --kubernetes vX.Y.Z, or --pulumi"),

@@ -17,7 +17,7 @@ from provision.artifacts.pulumi_tools.catalog import (
     PROVIDER_MODULE,
     PROVIDER_SDK_MODULE,
     PULUMI,
-    PULUMI_WITH_KUBERNETES,
+    PULUMI_ENGINE_ONLY,
     SDK_MODULE,
 )
 from provision.artifacts.pulumi_tools.environ import pulumi_env, shell_exports
@@ -72,15 +72,15 @@ def test_the_language_host_recipe_carries_the_sdk_scripts_and_the_provider_no_ge
 
 
 def test_recipes_are_stamped_like_upstreams_release_builds() -> None:
-    flags = {r.component: r.ldflags for r in recipes_for(PULUMI_WITH_KUBERNETES)}
+    flags = {r.component: r.ldflags for r in recipes_for(PULUMI)}
     assert flags["pulumi"] == (f"-X {SDK_MODULE}/go/common/version.Version={PULUMI.cli}",)
     assert flags["pulumi-kubernetes"] == (f"-X {PROVIDER_MODULE}/pkg/version.Version=4.25.0",)
 
 
-def test_the_kubernetes_provider_is_built_only_into_the_toolset_that_asks_for_it() -> None:
-    assert [r.component for r in recipes_for(PULUMI)] == ["pulumi", "pulumi-language-python"]
-    assert [r.component for r in recipes_for(PULUMI_WITH_KUBERNETES)][-1] == "pulumi-kubernetes"
-    engine, with_provider = toolset_build.toolset_key(PULUMI), toolset_build.toolset_key(PULUMI_WITH_KUBERNETES)
+def test_the_kubernetes_provider_is_in_the_default_toolset_and_left_out_only_on_request() -> None:
+    assert [r.component for r in recipes_for(PULUMI_ENGINE_ONLY)] == ["pulumi", "pulumi-language-python"]
+    assert [r.component for r in recipes_for(PULUMI)][-1] == "pulumi-kubernetes"
+    engine, with_provider = toolset_build.toolset_key(PULUMI_ENGINE_ONLY), toolset_build.toolset_key(PULUMI)
     assert engine.startswith(f"{PULUMI.cli}-") and with_provider.startswith(f"{PULUMI.cli}+kubernetes-")
     assert not with_provider.startswith(f"{PULUMI.cli}-")  # a build of one variant never removes the other
 

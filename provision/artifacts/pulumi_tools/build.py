@@ -8,8 +8,8 @@ PATH for `pulumi` runs.
     <cache>/artifacts/pulumi/<cli>+kubernetes-<hash>/…                      the same and
                                          /bin/pulumi-resource-kubernetes    the Kubernetes provider plugin
 
-The provider is built only for the `+kubernetes` toolset (`keelson artifacts build --pulumi --kubernetes-provider`):
-no stack on main creates Kubernetes resources through Pulumi yet, and it is the longest Go build of all. The key
+The provider is in the default toolset (`+kubernetes`): the stack installs the addons through it. It is the longest Go
+build of all; `keelson artifacts build --pulumi --without-kubernetes-provider` builds the engine alone. The key
 hashes the recipes' digests (recipe files, targets, flags, Go version) and the release: a warm run reads one file.
 """
 
@@ -128,7 +128,7 @@ def require(release: PulumiRelease) -> Toolset:
     found = find(release)
     if found is None:
         provider = f", Kubernetes provider {release.kubernetes_provider}" if release.with_kubernetes_provider else ""
-        flag = " --kubernetes-provider" if release.with_kubernetes_provider else ""
+        flag = "" if release.with_kubernetes_provider else " --without-kubernetes-provider"
         raise ToolsetInvalid(
             f"the Pulumi engine (CLI {release.cli}, language host {release.language_host}{provider}) is not built "
             "with the current recipes",

@@ -30,9 +30,9 @@ class PulumiRelease:
     kubernetes_provider: str  # the release the provider's module commit is tagged with
     kubernetes_provider_module: str  # the version the module proxy serves provider/v4 under
     python_kubernetes: str  # the `pulumi-kubernetes` Python package in uv.lock
-    # The Kubernetes provider plugin is built into the toolset only when asked for (`--kubernetes-provider`): no stack
-    # on main creates Kubernetes resources through Pulumi yet, and it is the longest Go build of all (35 min here).
-    with_kubernetes_provider: bool = False
+    # The Kubernetes provider plugin: the stack installs the addons through it (addons/). It is the longest Go build
+    # of all (35 min here); `--without-kubernetes-provider` builds the engine alone, for stacks without addons.
+    with_kubernetes_provider: bool = True
 
     @property
     def executor_version(self) -> str:
@@ -52,7 +52,7 @@ PULUMI = PulumiRelease(
     kubernetes_provider_module="v4.0.0-20260115033456-f47bc2d6f199",
     python_kubernetes="4.34.2",
 )
-PULUMI_WITH_KUBERNETES = replace(PULUMI, with_kubernetes_provider=True)
+PULUMI_ENGINE_ONLY = replace(PULUMI, with_kubernetes_provider=False)
 
 CLI_MODULE = "github.com/pulumi/pulumi/pkg/v3"
 SDK_MODULE = "github.com/pulumi/pulumi/sdk/v3"
