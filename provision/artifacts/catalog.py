@@ -25,6 +25,13 @@ class Release:
     agnhost: str  # Kubernetes' test image (test/images/agnhost/VERSION of this release)
     kube_router: str  # NetworkPolicy for flannel: kube-router's firewall controller alone (as k3s embeds it)
     etcd: str  # keelson's external etcd (kubeadm's MinExternalEtcdVersion for 1.37 is 3.5.24)
+    # Cluster add-ons (images in the set; installing them is the add-ons' business, not kubeadm's).
+    metrics_server: str  # kubernetes-sigs/metrics-server: the resource metrics API (`kubectl top`, the HPA)
+    local_path_provisioner: str  # rancher/local-path-provisioner: PersistentVolumes in a folder of the node
+    # The busybox image local-path-provisioner's helper pods run (mkdir/rm of a volume's folder): Debian's busybox,
+    # the set's debian-busybox part (busybox-static 1:1.35.0-4+deb12u1 in Debian 12), tagged with its upstream
+    # version. The build refuses a part of another version (images.busybox_version), so the tag never lies.
+    busybox: str
 
     @property
     def minor(self) -> tuple[int, int]:
@@ -55,6 +62,18 @@ class Release:
     def agnhost_image(self) -> str:
         return f"registry.k8s.io/e2e-test-images/agnhost:{self.agnhost}"
 
+    @property
+    def metrics_server_image(self) -> str:
+        return f"registry.k8s.io/metrics-server/metrics-server:{self.metrics_server}"
+
+    @property
+    def local_path_provisioner_image(self) -> str:
+        return f"docker.io/rancher/local-path-provisioner:{self.local_path_provisioner}"
+
+    @property
+    def busybox_image(self) -> str:
+        return f"docker.io/library/busybox:{self.busybox}"
+
 
 RELEASES: dict[str, Release] = {
     r.kubernetes: r
@@ -76,6 +95,9 @@ RELEASES: dict[str, Release] = {
             agnhost="2.63.0",
             kube_router="v2.1.0",
             etcd="v3.6.16",
+            metrics_server="v0.8.0",
+            local_path_provisioner="v0.0.30",
+            busybox="1.35.0",
         ),
         Release(
             kubernetes="v1.37.2",
@@ -88,6 +110,9 @@ RELEASES: dict[str, Release] = {
             agnhost="2.66.1",
             kube_router="v2.1.0",
             etcd="v3.6.16",
+            metrics_server="v0.8.0",
+            local_path_provisioner="v0.0.30",
+            busybox="1.35.0",
         ),
     )
 }

@@ -50,6 +50,8 @@ def _module_of(recipe: Recipe) -> str:
         "flannel": "github.com/flannel-io/flannel",
         "kube-router": "github.com/cloudnativelabs/kube-router/v2",
         "etcd": "go.etcd.io/etcd/server/v3",
+        "metrics-server": "sigs.k8s.io/metrics-server",
+        "local-path-provisioner": "github.com/rancher/local-path-provisioner",
     }
     return known[recipe.component]
 

@@ -59,6 +59,10 @@ class Recipe:
         return h.hexdigest()[:16]
 
 
+_ZERO_COMMIT = "0000000000000000000000000000000000000000"  # stamped where upstream stamps its git commit
+_EPOCH = "1970-01-01T00:00:00Z"  # and where it stamps the build date: the same bytes from every build
+
+
 def _stamp(packages: tuple[str, ...], values: dict[str, str]) -> tuple[str, ...]:
     return tuple(f"-X {pkg}.{key}={value}" for pkg in packages for key, value in values.items())
 
@@ -93,8 +97,8 @@ def kubernetes(release: Release) -> Recipe:
             "gitMajor": str(major),
             "gitMinor": str(minor),
             "gitTreeState": "clean",
-            "gitCommit": "0000000000000000000000000000000000000000",
-            "buildDate": "1970-01-01T00:00:00Z",
+            "gitCommit": _ZERO_COMMIT,
+            "buildDate": _EPOCH,
         },
     )
     return Recipe(
@@ -165,8 +169,9 @@ def flannel(release: Release) -> Recipe:
 
 # kube-router v2.1.0's own go.mod pins golang.org/x libraries and grpc with published CVEs; the recipe raises them to
 # the versions Kubernetes v1.37.2 builds with (Go's minimal version selection takes the higher one), as distributions
-# that ship kube-router do.
-KUBE_ROUTER_RAISED = (
+# that ship kube-router do. The add-ons' recipes raise the same: local-path-provisioner v0.0.30 pins x/crypto v0.25.0,
+# x/net v0.27.0 and x/oauth2 v0.10.0 (mid-2024), metrics-server v0.8.0 x/crypto v0.38.0, x/net v0.40.0, grpc v1.72.0.
+RAISED = (
     "golang.org/x/net@v0.57.0",
     "golang.org/x/crypto@v0.54.0",
     "golang.org/x/sys@v0.47.0",
@@ -183,7 +188,7 @@ def kube_router(release: Release) -> Recipe:
         release.kube_router,
         targets=(Target("github.com/cloudnativelabs/kube-router/v2/cmd/kube-router", "kube-router"),),
         ldflags=_stamp(("github.com/cloudnativelabs/kube-router/v2/pkg/version",), {"Version": release.kube_router}),
-        raise_deps=KUBE_ROUTER_RAISED,
+        raise_deps=RAISED,
     )
 
 
@@ -201,6 +206,38 @@ def etcd(release: Release) -> Recipe:
     )
 
 
+def metrics_server(release: Release) -> Recipe:
+    """metrics-server, as its Makefile builds it: the version stamped into client-go's version package."""
+    return Recipe(
+        "metrics-server",
+        release.metrics_server,
+        targets=(Target("sigs.k8s.io/metrics-server/cmd/metrics-server", "metrics-server"),),
+        ldflags=_stamp(
+            ("k8s.io/client-go/pkg/version",),
+            {"gitVersion": release.metrics_server, "gitCommit": _ZERO_COMMIT, "buildDate": _EPOCH},
+        ),
+        raise_deps=RAISED,
+    )
+
+
+def local_path_provisioner(release: Release) -> Recipe:
+    """local-path-provisioner (its main package is the module's root), stamped as scripts/build does (main.VERSION)."""
+    return Recipe(
+        "local-path-provisioner",
+        release.local_path_provisioner,
+        targets=(Target("github.com/rancher/local-path-provisioner", "local-path-provisioner"),),
+        ldflags=_stamp(("main",), {"VERSION": release.local_path_provisioner}),
+        raise_deps=RAISED,
+    )
+
+
+# Not built: traefik v3.7.x (github.com/traefik/traefik/v3, the newest v3.7.13). Its go.mod requires
+# github.com/traefik/traefik/dynamic/ext (pkg/config/dynamic/http_config.go embeds ext.HTTP and ext.Router) at the zero
+# pseudo-version and points it at ./pkg/config/dynamic/ext with a replace directive; that folder is a module of its
+# own, so the v3 module zip leaves it out, the proxy serves no version of that path (403), and a dependency's replace
+# directives do not apply in our recipe module. At least 14 of lego's DNS-provider SDKs it links are not served either.
+# Building it would mean writing traefik's own config types ourselves: not done. (v3.6.12 resolves with its three
+# fork replaces copied; both embed only a placeholder web UI: webui/static is built by yarn, not in the module.)
 RECIPES: tuple[Callable[[Release], Recipe], ...] = (
     kubernetes,
     crictl,
@@ -210,6 +247,8 @@ RECIPES: tuple[Callable[[Release], Recipe], ...] = (
     flannel,
     kube_router,
     etcd,
+    metrics_server,
+    local_path_provisioner,
 )
 
 
