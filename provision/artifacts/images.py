@@ -4,6 +4,8 @@ tarball (`ctr -n k8s.io images import` loads them all; no registry, no Docker).
 Each image is layers of files from parts: a small base (passwd, group, nsswitch, /tmp), userland from Debian
 packages where a component needs it (iptables for kube-proxy and flannel, busybox for shell tools), and the
 component's own binary. The control-plane images share one layer (the multi-call `kube` binary), stored once.
+The cluster add-ons' images (metrics-server, local-path-provisioner and the busybox its helper pods run) are made the
+same way.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from provision.artifacts.catalog import Release
+from provision.artifacts.gotool import BuildError
 from provision.artifacts.oci import Directory, File, Image, ImageConfig, Layer, Symlink
 from provision.artifacts.parts import Part
 from provision.artifacts.recipes import KUBE_COMPONENTS
@@ -64,6 +67,19 @@ def busybox_layer(debs: Part) -> Layer:
     )
 
 
+def debian_upstream_version(debs: Part, package: str) -> str:
+    """The upstream version of a Debian package in a part: "1:1.35.0-4+deb12u1+b1" -> "1.35.0"."""
+    packages = debs.info.get("packages")
+    version = packages.get(package) if isinstance(packages, dict) else None
+    if not isinstance(version, str):
+        raise BuildError(f"the part {debs.name} has no Debian package {package}")
+    return version.split(":", 1)[-1].rsplit("-", 1)[0]
+
+
+def busybox_version(debs: Part) -> str:
+    return debian_upstream_version(debs, "busybox-static")
+
+
 def kube_layer(kubernetes: Part) -> Layer:
     kube = File("usr/local/bin/kube", source=kubernetes.bin / "kube", mode=0o755)
     return Layer([kube, *(Symlink(f"usr/local/bin/{c}", "kube") for c in KUBE_COMPONENTS)])
@@ -82,9 +98,17 @@ class ImageParts:
     kube_router: Part
     iptables: Part
     busybox: Part
+    metrics_server: Part
+    local_path_provisioner: Part
 
 
 def images(release: Release, parts: ImageParts) -> Iterator[Image]:
+    if busybox_version(parts.busybox) != release.busybox:
+        raise BuildError(
+            f"Debian's busybox here is {busybox_version(parts.busybox)}, but the catalog tags the busybox image "
+            f"{release.busybox_image}",
+            hint="set `busybox` in provision/artifacts/catalog.py to the version Debian ships",
+        )
     base, kube = base_layer(), kube_layer(parts.kubernetes)
     iptables, busybox = iptables_layer(parts.iptables), busybox_layer(parts.busybox)
 
@@ -102,3 +126,13 @@ def images(release: Release, parts: ImageParts) -> Iterator[Image]:
     yield Image(release.kube_router_image, [base, iptables, router], run("/usr/local/bin/kube-router"))
     agnhost = binary_layer(parts.kubernetes, "agnhost", "/agnhost")
     yield Image(release.agnhost_image, [base, busybox, agnhost], run("/agnhost"))
+    # Cluster add-ons. metrics-server runs as nobody, as upstream's distroless image does (USER 65534).
+    metrics = binary_layer(parts.metrics_server, "metrics-server", "/metrics-server")
+    yield Image(
+        release.metrics_server_image, [base, metrics], ImageConfig(entrypoint=("/metrics-server",), user="65534")
+    )
+    provisioner = binary_layer(
+        parts.local_path_provisioner, "local-path-provisioner", "/usr/bin/local-path-provisioner"
+    )
+    yield Image(release.local_path_provisioner_image, [base, provisioner], run("/usr/bin/local-path-provisioner"))
+    yield Image(release.busybox_image, [base, busybox], ImageConfig(cmd=("sh",)))  # as Docker's busybox: CMD ["sh"]
