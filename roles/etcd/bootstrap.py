@@ -6,8 +6,9 @@ The same path brings back stopped members of an existing cluster (they rejoin fr
 interrupted bootstrap. Restarting *running* members after a change is not done here: that is the serial
 "etcd | Rolling restart" phase, one member at a time.
 
-Adding a member to a running cluster (`etcdctl member add` + `initial-cluster-state: existing`) is a later issue:
-a member with an empty data dir next to a cluster that already has quorum is refused with a hint.
+A member with an empty data dir next to a cluster that already has quorum is not started here (its config says
+`new`, which would make it a cluster of its own, or fail): it joins with `keelson join` (`roles/etcd/membership.py`:
+`etcdctl member add`, then `initial-cluster-state: existing`), and the apply says so.
 """
 
 from __future__ import annotations
@@ -22,19 +23,20 @@ from inventory.model import Cluster, Host
 from roles.engine.command import Command
 from roles.engine.context import HostContext, RunContext
 from roles.engine.errors import CommandFailed, EngineError
-from roles.engine.facts import Fact
+from roles.engine.facts import Fact, FileText
 from roles.engine.phase import CustomPhase, HostOutcome, facts_on
 from roles.engine.transport import ConnectionPool
 from roles.etcd.commands import HEALTHCHECK_TLS, endpoint_health_cmd, member_client_url
 from roles.etcd.defaults import DEFAULTS as ETCD
 from roles.etcd.facts import MemberState, MemberStateFact
 from roles.etcd.health import asker, parse_health, wait_healthy
+from roles.etcd.render import kept_block
 from roles.etcd.steps import desired_digest, mark_applied
 from roles.state import StateDir
 
 
-class EtcdMemberAddNotSupported(KeelsonError):
-    pass
+class NewMemberOfRunningCluster(KeelsonError):
+    """An inventory member without data next to a running etcd cluster: `keelson join` adds it (`member add`)."""
 
 
 def start_command() -> Command:
@@ -54,15 +56,15 @@ class StartPlan:
 
 
 def decide(cluster: Cluster, states: dict[str, MemberState], has_quorum: bool) -> StartPlan:
-    """Pure decision from each member's state. Raises EtcdMemberAddNotSupported for a new member of a live cluster."""
+    """Pure decision from each member's state. Raises NewMemberOfRunningCluster for a new member of a live cluster."""
     members = [h.name for h in cluster.etcd_members]
     without_data = [n for n in members if not states[n].has_data]
     if without_data and len(without_data) < len(members) and has_quorum:
-        raise EtcdMemberAddNotSupported(
-            f"etcd member(s) {', '.join(without_data)} have no data but the cluster is already running: adding "
-            "a member to a running etcd cluster is not supported yet",
-            hint="remove the new host(s) from the etcd members in the inventory for now, or rebuild the cluster "
-            "(backups restore); `etcdctl member add` support is a planned keelson feature",
+        raise NewMemberOfRunningCluster(
+            f"etcd member(s) {', '.join(without_data)} have no data but the cluster is already running: a new "
+            "member joins a running cluster with `keelson join` (etcdctl member add, then it starts with "
+            "initial-cluster-state: existing), not with apply",
+            hint=f"keelson join -i INVENTORY {' '.join(without_data)}",
         )
     start = [n for n in members if not states[n].running or (not states[n].has_data and states[n].active == "active")]
     return StartPlan(start=start)
@@ -75,7 +77,7 @@ class StartMembers(CustomPhase):
         return cluster.etcd_members
 
     def facts(self, ctx: HostContext) -> Sequence[Fact[Any]]:
-        return facts_on(ctx, self.hosts, MemberStateFact(ctx.cluster.etcd.data_dir))
+        return facts_on(ctx, self.hosts, MemberStateFact(ctx.cluster.etcd.data_dir), FileText(ETCD.config_file))
 
     # -- reading ------------------------------------------------------------------------------------------
     @staticmethod
@@ -110,7 +112,7 @@ class StartMembers(CustomPhase):
 
     def run(self, rc: RunContext, pool: ConnectionPool) -> dict[str, HostOutcome]:
         cluster = rc.cluster
-        plan, _ = self._plan(rc, pool)
+        plan, states = self._plan(rc, pool)
         members = {h.name: h for h in cluster.etcd_members}
         command = start_command()
         if plan.start:
@@ -126,7 +128,9 @@ class StartMembers(CustomPhase):
         state = StateDir(rc.state_dir)
         outcomes: dict[str, HostOutcome] = {}
         for name in plan.start:
-            digest = desired_digest(cluster, members[name], state, rc.nodes)
+            config = pool.read_fact(members[name], FileText(ETCD.config_file))
+            bootstrap = kept_block(config, has_data=states[name].has_data)  # the lines it started with
+            digest = desired_digest(cluster, members[name], state, rc.nodes, bootstrap=bootstrap)
             commands = [command]
             if digest is not None:
                 mark = mark_applied(digest)

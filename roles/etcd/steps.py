@@ -12,7 +12,8 @@ from inventory.model import Cluster, Host
 from roles.engine import fetch
 from roles.engine.command import Command
 from roles.engine.context import HostContext
-from roles.engine.facts import CommandOutput, Fact, FactValues, FileText, ServiceState
+from roles.engine.errors import HostCheckFailed
+from roles.engine.facts import CommandOutput, Fact, FactValues, FileInfo, FileText, ServiceState
 from roles.engine.fetch import FetchStep
 from roles.engine.nodes import NodeIPs
 from roles.engine.step import CommandStep, FileStep, HostCheck, ServiceStep, Step
@@ -24,8 +25,8 @@ from roles.etcd.commands import (
     snapshot_save_cmd,
 )
 from roles.etcd.defaults import DEFAULTS as ETCD
-from roles.etcd.facts import EtcdVersionFact
-from roles.etcd.render import render_config, render_unit
+from roles.etcd.facts import EtcdVersionFact, MemberStateFact
+from roles.etcd.render import kept_block, render_config, render_unit
 from roles.pki.defaults import DEFAULTS as PKI
 from roles.pki.store import CA, PEER, SERVER, cert_path, key_path
 from roles.state import StateDir
@@ -33,10 +34,12 @@ from roles.state import StateDir
 q = shlex.quote
 
 
-def desired_digest(cluster: Cluster, host: Host, state: StateDir, nodes: NodeIPs | None = None) -> str | None:
+def desired_digest(
+    cluster: Cluster, host: Host, state: StateDir, nodes: NodeIPs | None = None, *, bootstrap: str | None = None
+) -> str | None:
     """sha256 over everything etcd reads at start (config, unit, CA, server and peer pairs); None before the PKI
-    phase issued them (a dry run of a fresh cluster)."""
-    parts = [render_config(cluster, host, nodes), render_unit(cluster)]
+    phase issued them (a dry run of a fresh cluster). `bootstrap`: the config's bootstrap lines (`render_config`)."""
+    parts = [render_config(cluster, host, nodes, bootstrap=bootstrap), render_unit(cluster)]
     for name in (cert_path(CA, None), cert_path(SERVER, host.name), key_path(SERVER, host.name),
                  cert_path(PEER, host.name), key_path(PEER, host.name)):  # fmt: skip
         if not state.exists(name):
@@ -108,11 +111,40 @@ def data_dir_step(cluster: Cluster) -> CommandStep:
     )
 
 
+def config_facts(ctx: HostContext) -> tuple[Fact[Any], ...]:
+    """What the config's bootstrap lines depend on: the config there now, and whether the member has data."""
+    return (FileText(ETCD.config_file), MemberStateFact(ctx.cluster.etcd.data_dir))
+
+
+def bootstrap_lines(ctx: HostContext, facts: FactValues) -> str | None:
+    """The bootstrap lines this member keeps (`roles/etcd/render.py`), None for a new cluster's."""
+    state = facts.get(MemberStateFact(ctx.cluster.etcd.data_dir))
+    if not state.complete:  # read as "no data", a running member would get a new cluster's lines and a restart
+        raise HostCheckFailed(ctx.host.name, "could not read the etcd member's state", hint="rerun: nothing changed")
+    return kept_block(facts.get(FileText(ETCD.config_file)), has_data=state.has_data)
+
+
+@dataclass
+class EtcdConfigStep(Step):
+    """/etc/etcd/etcd.conf.yml: rendered from the inventory, with the bootstrap lines the member keeps (a member with
+    data, or one joining, keeps its own; a new cluster's members get every inventory member and `new`). A joining
+    member's config is written by the join (`roles/etcd/membership.py`), which knows the running cluster's members."""
+
+    name: str = f"file | {ETCD.config_file}"
+
+    def facts(self, ctx: HostContext) -> Sequence[Fact[Any]]:
+        return (FileInfo(ETCD.config_file), *config_facts(ctx))
+
+    def check(self, ctx: HostContext, facts: FactValues) -> list[Command]:
+        text = render_config(ctx.cluster, ctx.host, ctx.nodes, bootstrap=bootstrap_lines(ctx, facts))
+        return FileStep(ETCD.config_file, text, mode=0o644).check(ctx, facts)
+
+
 def configure_steps(cluster: Cluster) -> list[Step]:
     return [
         version_check(),
         data_dir_step(cluster),
-        FileStep(ETCD.config_file, lambda ctx: render_config(ctx.cluster, ctx.host, ctx.nodes), mode=0o644),
+        EtcdConfigStep(),
         FileStep(ETCD.unit_file, lambda ctx: render_unit(ctx.cluster), mode=0o644, daemon_reload=True),
         ServiceStep(ETCD.unit_name, running=False, enabled=True),
     ]
@@ -128,12 +160,13 @@ class RestartOnChange(Step):
     name: str = "etcd | restart on change"
 
     def facts(self, ctx: HostContext) -> Sequence[Fact[Any]]:
-        return (FileText(ETCD.applied_marker), ServiceState(ETCD.unit_name))
+        return (FileText(ETCD.applied_marker), ServiceState(ETCD.unit_name), *config_facts(ctx))
 
     def check(self, ctx: HostContext, facts: FactValues) -> list[Command]:
         if facts.get(ServiceState(ETCD.unit_name)).active not in ("active", "activating"):
             return []
-        desired = desired_digest(ctx.cluster, ctx.host, ctx.state, ctx.nodes)
+        bootstrap = bootstrap_lines(ctx, facts)
+        desired = desired_digest(ctx.cluster, ctx.host, ctx.state, ctx.nodes, bootstrap=bootstrap)
         applied = (facts.get(FileText(ETCD.applied_marker)) or "").strip()
         if desired is None or applied == desired:
             return []

@@ -19,6 +19,6 @@ def phases(cluster: Cluster) -> list[Phase]:
             Phase("Reset | Kubernetes node (kubeadm reset, kubelet, CNI)", node_hosts, [node_step()]),
             Phase("Reset | Load balancer (keepalived, proxy)", lambda c: c.lb_hosts, [lb_step()]),
             Phase("Reset | Backup timer", lambda c: c.etcd_members, [backups_step()]),
-            Phase("Reset | etcd member (stopped, data removed)", lambda c: c.etcd_members, [etcd_step()]),
+            Phase("Reset | etcd member (stopped, data and config removed)", lambda c: c.etcd_members, [etcd_step()]),
         ],
     )

@@ -99,10 +99,11 @@ class ResetStep(Step):
 
 @dataclass
 class EtcdDataStep(ResetStep):
-    """etcd stopped and disabled, its data dir (the inventory's `etcd.data_dir`) and keelson's applied marker gone."""
+    """etcd stopped and disabled; its data dir (the inventory's `etcd.data_dir`), its config and keelson's applied
+    marker gone (a config left behind could keep a joined member's bootstrap lines: `roles/etcd/render.py`)."""
 
     def _paths(self, ctx: HostContext) -> tuple[str, ...]:
-        return (ctx.cluster.etcd.data_dir, ETCD.applied_marker)
+        return (ctx.cluster.etcd.data_dir, ETCD.config_file, ETCD.applied_marker)
 
 
 def node_step() -> ResetStep:

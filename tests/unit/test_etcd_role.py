@@ -12,10 +12,10 @@ from inventory.model import Cluster
 from roles.engine.context import HostContext
 from roles.engine.facts import CommandOutput, FactValues, FileText, ServiceState, UnitState
 from roles.engine.transport import CommandResult
-from roles.etcd.bootstrap import EtcdMemberAddNotSupported, decide
+from roles.etcd.bootstrap import NewMemberOfRunningCluster, decide
 from roles.etcd.commands import EtcdVersion
 from roles.etcd.defaults import DEFAULTS as ETCD
-from roles.etcd.facts import EtcdVersionFact, MemberState, member_state_script, parse_member_state
+from roles.etcd.facts import EtcdVersionFact, MemberState, MemberStateFact, member_state_script, parse_member_state
 from roles.etcd.health import EtcdUnhealthy, missing_or_sick, parse_health, wait_healthy
 from roles.etcd.render import render_config, render_unit
 from roles.etcd.steps import RestartOnChange, desired_digest, etcd_binaries, version_check
@@ -24,6 +24,7 @@ from roles.pki.store import ensure_etcd_pki
 from roles.state import StateDir
 
 NOW = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
+ETCD_DATA_DIR = "/var/lib/etcd"
 
 
 def make_cluster(n: int = 3) -> Cluster:
@@ -143,21 +144,23 @@ def test_debians_own_etcd_on_an_empty_data_dir_is_replaced():
     assert plan.start == ["m1", "m2", "m3"]
 
 
-def test_new_member_next_to_a_live_cluster_is_refused():
-    with pytest.raises(EtcdMemberAddNotSupported) as err:
+def test_new_member_next_to_a_live_cluster_is_refused_with_the_join_as_hint():
+    with pytest.raises(NewMemberOfRunningCluster) as err:
         decide(make_cluster(), states(m1=("active", True), m2=("active", True), m3=("inactive", False)), True)
     assert "m3" in err.value.message
-    assert err.value.hint
+    assert err.value.hint == "keelson join -i INVENTORY m3"
 
 
 # -- restart on change ----------------------------------------------------------------------------------------
 
 
-def restart_facts(marker: str | None, active: str = "active") -> FactValues:
+def restart_facts(marker: str | None, active: str = "active", config: str | None = None) -> FactValues:
     return FactValues(
         {
             FileText(ETCD.applied_marker).key: marker,
             ServiceState(ETCD.unit_name).key: UnitState(active, "enabled"),
+            FileText(ETCD.config_file).key: config,
+            MemberStateFact(ETCD_DATA_DIR).key: MemberState(active, has_data=True, marker=marker or ""),
         }
     )
 
