@@ -23,8 +23,9 @@ def join(
     trust_on_first_use: Tofu = False,
     state_dir: StateOpt = None,
 ) -> None:
-    """Join new workers (already in the inventory) to the running cluster: only they change; nothing is restarted
-    on any other host. A rerun changes nothing."""
+    """Join new workers or masters (already in the inventory) to the running cluster: only they change — for masters,
+    also etcd's membership (member add) and every load balancer's backends (a reload); nothing is restarted on any
+    other host. A rerun changes nothing."""
     from inventory.loader import load_inventory
     from keelson.engine_cmd import run
     from roles.plans import join as join_plan
@@ -38,7 +39,12 @@ def remove(
     hosts: Names,
     inventory: Inventory,
     force: Annotated[
-        bool, typer.Option("--force", help="delete the pods instead of evicting them (disruption budgets bypassed)")
+        bool,
+        typer.Option(
+            "--force",
+            help="delete the pods instead of evicting them (disruption budgets bypassed); remove etcd members even to "
+            "an even count or below a majority of the members there are now",
+        ),
     ] = False,
     dry_run: DryRun = False,
     concurrency: Concurrency = 32,
@@ -46,14 +52,16 @@ def remove(
     trust_on_first_use: Tofu = False,
     state_dir: StateOpt = None,
 ) -> None:
-    """Take workers out of the cluster: cordon, drain (disruption budgets respected), delete the node, then reset
-    each host that still answers; a dead host's node is removed all the same. Take them out of the inventory after."""
+    """Take workers or masters out of the cluster: cordon, drain (disruption budgets respected), delete the node, for
+    masters `etcdctl member remove` (refused, unless --force, when etcd would be left at an even count or below a
+    majority), then reset each host that still answers and update the other load balancers' backends (a reload); a
+    dead host's node and member are removed all the same. Take the hosts out of the inventory after."""
     from inventory.loader import load_inventory
     from keelson.engine_cmd import run_context
     from roles.plans import remove as remove_plan
 
     cluster = load_inventory(inventory)
-    remove_plan.removing(cluster, hosts)  # refused (exit 2) before anything is connected to
+    remove_plan.removing(cluster, hosts, force=force)  # refused (exit 2) before anything is connected to
     rc = run_context(cluster, dry_run, as_json, concurrency=concurrency, tofu=trust_on_first_use, state_dir=state_dir)
     if not remove_plan.remove(rc, hosts, force=force).ok:
         raise typer.Exit(1)

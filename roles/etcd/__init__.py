@@ -6,7 +6,10 @@ CONTRACT (stable: the backups package and the control-plane role build on it; ch
 Members
     `cluster.etcd_members` (masters, or the hosts with role `etcd` when `etcd.placement: dedicated`), 3 or 5.
     Member name = inventory host name. Initial cluster token = `cluster_token(cluster)` = "keelson-<cluster.name>"
-    (stable across runs). `initial-cluster-state: new` at bootstrap (ignored by etcd once the data dir exists).
+    (stable across runs). `initial-cluster-state: new` and every inventory member at bootstrap; `existing` and the
+    members `etcdctl member add` answered for a member that joins a running cluster (`keelson join`). etcd reads
+    these lines only while its data dir is empty, and a member with data keeps them as written (render.kept_block):
+    a host added to the inventory never rewrites, and so never restarts, the running members.
 
 URLs on the member's node IP (`NodeIPs.ip(host)`: internal_address, an IP address, or discovered by the run;
 IPv6 addresses in brackets)
@@ -61,14 +64,19 @@ Health and members (roles/etcd/health.py; asked over TLS from one member with th
     asker(cluster, avoid=()) -> Host                the member to run etcdctl on
     leader(cluster, transport) -> Host | None       the member that leads now (None when etcd does not answer)
 
+Membership (roles/etcd/members.py pure, roles/etcd/membership.py the custom phases)
+    parse_member_list(stdout) -> [Member(id, name, peer_urls, client_urls, learner)]   (`member list -w json`)
+    join_plan(...), initial_cluster_for(...), count_problem(members, leaving, force=) -> str | None
+    AddMembers(names)     `keelson join`: member add from a healthy member, start with `existing`, one at a time
+    StayingMembersHealthy(names), RemoveMembers(names)   `keelson remove`: member remove from a member that stays
+
 Phases
     roles.pki.phases(cluster) -> list[Phase]    "PKI | …": make/refresh certs in state, upload when sha256 differs
     roles.etcd.phases(cluster) -> list[Phase]   "etcd | …": packages, config, unit, bootstrap (parallel start),
                                                 quorum-aware restart (one member at a time, health gate between),
                                                 final gate `etcdctl endpoint health --cluster` over TLS.
-
-Not yet (later issue): adding or removing a member of a running cluster (`etcdctl member add` + state `existing`).
-A host added to the inventory of a running cluster is refused with a hint rather than started with `new`.
+The apply never adds a member: an inventory member without data next to a running cluster is refused with the hint
+`keelson join -i INVENTORY NAME` (roles/plans/join.py), rather than started with `new`.
 """
 
 from __future__ import annotations

@@ -1,17 +1,32 @@
-"""The join: new hosts of the inventory become nodes of the running cluster, and nothing else changes.
+"""The join: new hosts of the inventory become nodes — workers, or masters with their etcd members — of the running
+cluster, and nothing else changes but what must: for masters, etcd's membership and the load balancers' backends.
 
 Read it top to bottom: that is what `keelson join HOST…` does. The phases are the apply's own (`roles/plans/apply.py`)
-that run on a worker, each narrowed to the joining hosts — so a joined host ends exactly as `keelson apply` would
-leave it, and a later apply has nothing to do on it — plus the two cluster-side steps a worker's join needs, both
-run from a master without touching it: a join token with time left, and the approval of the new kubelets' serving
-certificates (then the new nodes and the masters Ready, and CoreDNS up). Both see only the masters and the joining
-hosts: another worker being down does not stop a join. No phase of another host runs, so nothing is written or
-restarted anywhere else; the other hosts' `/etc/hosts` block learns the new names on their next `keelson apply`
-(a file, no restart).
+that run on the joining hosts, each narrowed to them — so a joined host ends exactly as `keelson apply` would leave it,
+and a later apply has nothing to do on it — plus the cluster-side steps a join needs, run from a master without
+touching it: a join token with time left, and the approval of the new kubelets' serving certificates (then the new
+nodes and the masters Ready, and CoreDNS up). Both see only the masters and the joining hosts: another worker being
+down does not stop a join.
 
-Refused before anything is connected to: a name not in the inventory, a master (`JoinRefused`: a master's join
-changes etcd's membership and every load balancer; use `keelson apply` on a new cluster), a Windows worker (its
-phases are Windows-only: `keelson apply --hosts NAME`).
+A master (and its etcd member, `etcd.placement: masters`) joins the same way, with three differences:
+- the PKI's operator-side phases issue its etcd certificates (the others' are kept byte for byte);
+- instead of the apply's "etcd | Start members", `AddMembers` (`roles/etcd/membership.py`): `etcdctl member add` from
+  a healthy member, then the member starts with `initial-cluster-state: existing`, one at a time behind the health
+  gate (its config is written there, not by "etcd | Configure members": only the running cluster knows its
+  `initial-cluster`);
+- after the control-plane join (serial, each master gated on its apiserver and the API through the VIP), the load
+  balancer: first every other LB host's backends and VRRP peers (a reload of haproxy/nginx and keepalived, never a
+  restart: `roles/loadbalancer/phases.py`, `others_phases`), then the joining hosts' own — in that order, so that a
+  joining keepalived is a peer of the holder before it starts and never takes the VIP beside it.
+No other phase runs on another host: their `/etc/hosts`, kubeadm configuration files (certSANs, etcd endpoints) and
+backup agent config learn the new masters on their next `keelson apply` (files; nothing restarts). The apiservers keep
+the etcd endpoints kubeadm stored at `kubeadm init` (kube-system/kubeadm-config), a joining master's too: see README
+"Day-2".
+
+Refused before anything is connected to: a name not in the inventory, a host that is neither a worker, a master nor
+an etcd member (a dedicated load balancer: `keelson apply`), a Windows worker (its phases are Windows-only:
+`keelson apply --hosts NAME`). Refused at the etcd phase, before any member is added: a running cluster that is not
+healthy, or whose members are not the inventory's without the joining hosts (`roles/etcd/members.py`).
 """
 
 from __future__ import annotations
@@ -27,6 +42,11 @@ from roles.engine.command import Command
 from roles.engine.context import RunContext
 from roles.engine.phase import AnyPhase, HostOutcome, Phase, Plan
 from roles.engine.transport import ConnectionPool
+from roles.etcd.bootstrap import StartMembers
+from roles.etcd.membership import AddMembers
+from roles.etcd.steps import EtcdConfigStep
+from roles.loadbalancer.phases import others_phases
+from roles.pki.issue import IssueEtcdCertificates, IssueKubernetesPKI
 from roles.plans import apply
 
 
@@ -85,7 +105,8 @@ class ReadyFor(ServingCertsAndReady):
 
 
 def joining(cluster: Cluster, names: Sequence[str]) -> list[Host]:
-    """The inventory's hosts named `names`, checked to be joinable Linux workers. Raises JoinRefused."""
+    """The inventory's hosts named `names`, checked to be joinable: Linux workers, masters, etcd members. Raises
+    JoinRefused."""
     if not names:
         raise JoinRefused("name at least one host to join", hint="keelson join -i INVENTORY w3 [w4 …]")
     by_name = {h.name: h for h in cluster.hosts}
@@ -96,16 +117,14 @@ def joining(cluster: Cluster, names: Sequence[str]) -> list[Host]:
             hint="add the host to the inventory first (name, address, roles: [worker]), then join it",
         )
     hosts = [by_name[n] for n in dict.fromkeys(names)]
-    masters = [h.name for h in hosts if h in cluster.masters]
-    if masters:
-        raise JoinRefused(
-            f"{', '.join(masters)}: joining a master to a running cluster is not supported yet (it needs an etcd "
-            "member add and every load balancer's backends updated)",
-            hint="join workers only; masters come from `keelson apply` of the whole inventory",
-        )
-    not_nodes = [h.name for h in hosts if h not in cluster.workers]
+    joinable = [*cluster.workers, *cluster.masters, *cluster.etcd_members]
+    not_nodes = [h.name for h in hosts if h not in joinable]
     if not_nodes:
-        raise JoinRefused(f"{', '.join(not_nodes)}: not a worker (only hosts with role worker join as nodes)")
+        raise JoinRefused(
+            f"{', '.join(not_nodes)}: neither a worker, a master nor an etcd member (a load-balancer host is set up "
+            "by the apply)",
+            hint=f"keelson apply -i INVENTORY --hosts {','.join(not_nodes)}",
+        )
     windows = [h.name for h in hosts if h.os is OS.WINDOWS]
     if windows:
         raise JoinRefused(
@@ -116,21 +135,36 @@ def joining(cluster: Cluster, names: Sequence[str]) -> list[Host]:
 
 
 def _narrowed(phase: Phase, names: frozenset[str]) -> Phase:
+    """`phase` on the joining hosts only; a joining etcd member's config is left to `AddMembers`."""
     selector = phase.hosts
-    return dataclasses.replace(phase, hosts=lambda c: [h for h in selector(c) if h.name in names])
+    steps = [s for s in phase.steps if not isinstance(s, EtcdConfigStep)]
+    return dataclasses.replace(phase, hosts=lambda c: [h for h in selector(c) if h.name in names], steps=steps)
 
 
 def phases(cluster: Cluster, names: Sequence[str]) -> list[AnyPhase]:
     chosen = frozenset(h.name for h in joining(cluster, names))
+    masters = chosen & {h.name for h in cluster.masters}
+    members = chosen & {h.name for h in cluster.etcd_members}
     out: list[AnyPhase] = []
+    balancers: list[AnyPhase] = []  # after the control-plane join: the new apiservers answer before they are backends
     for phase in apply.phases(cluster):
         if isinstance(phase, JoinToken):
             out.append(JoinTokenFor(chosen))
         elif isinstance(phase, ServingCertsAndReady):
+            out += balancers
+            balancers = []
             out.append(ReadyFor(chosen))
+        elif isinstance(phase, StartMembers):
+            out += [AddMembers(members)] if members else []
+        elif isinstance(phase, IssueEtcdCertificates | IssueKubernetesPKI):
+            out += [phase] if masters or members else []  # issues the joining hosts' own; the rest stays as it is
+        elif phase.role == "loadbalancer" and isinstance(phase, Phase):
+            if masters or any(h.name in chosen for h in phase.hosts(cluster)):
+                balancers = [*others_phases(cluster, chosen), _narrowed(phase, chosen)]
         elif isinstance(phase, Phase) and any(h.name in chosen for h in phase.hosts(cluster)):
             out.append(_narrowed(phase, chosen))
-        # the other custom phases (PKI issuing, etcd start, kubeadm init, manifests) are the cluster's, not a node's
+        # the other custom phases (kubeadm init, manifests) are the cluster's, not a node's
+    out += balancers
     for phase in out:
         phase.role = phase.role or "join"
     return out

@@ -1,19 +1,30 @@
-"""The removal of workers: the cluster forgets them, then each host that still answers is reset.
+"""The removal of workers and masters: the cluster forgets them, then each host that still answers is reset.
 
 Read it top to bottom: that is what `keelson remove HOST…` does.
-1. `Remove | Cordon and drain` — from a master that stays, through the eviction API (PodDisruptionBudgets respected;
+0. Refused before anything is connected to (`removing`): a name not in the inventory; every master; and, for etcd
+   members (the masters with `etcd.placement: masters`), a count the cluster would not be safe at
+   (`roles/etcd/members.py`, `count_problem`): below a majority of the members there are now (3 → 1, 5 → 2) or an
+   even count (3 → 2, 5 → 4) — unless `--force` — and never every member;
+1. `etcd | The members that stay are healthy` — when etcd members leave; else refused, nothing done;
+2. `Remove | Cordon and drain` — from a master that stays, through the eviction API (PodDisruptionBudgets respected;
    `--force` deletes the pods instead);
-2. `Remove | Delete the node`;
-3. the reset plan (`roles/plans/reset.py`) on the removed hosts that answer SSH. A host that does not (powered off,
-   dead) is said so and skipped: its cluster-side traces are gone, and `keelson reset HOST` cleans it if it comes
-   back. Both parts skip what is already done, so a rerun converges.
-
-Masters are refused for now (`RemoveRefused`): their removal is an etcd `member remove` with quorum checks and every
-load balancer's backends updated, which this version does not do.
+3. `Remove | Delete the node`;
+4. `etcd | Remove members` — `etcdctl member remove` from a member that stays (a dead host's member too), then every
+   member that stays healthy;
+5. the reset plan (`roles/plans/reset.py`) on the removed hosts that answer SSH: kubeadm reset, the load balancer
+   stopped (the VIP leaves the host), etcd stopped, its data and config removed. A host that does not answer (powered
+   off, dead) is said so and skipped: its cluster-side traces are gone, and `keelson reset HOST` cleans it if it
+   comes back;
+6. when masters (or load balancers) left: `Load balancer | The other hosts' backends and VRRP peers (reload)` on the
+   LB hosts that stay, rendered from the inventory without the removed hosts — so an apply of that inventory
+   afterwards has nothing to do there.
+Every part skips what is already done, so a rerun converges. The inventory given still lists the removed hosts (the
+reset needs their addresses); take them out of it afterwards.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -22,9 +33,12 @@ from inventory.model import Cluster, Host
 from roles.control_plane.node_ops import DeleteNodes, DrainNodes
 from roles.engine import events as ev
 from roles.engine.context import RunContext
-from roles.engine.phase import Plan
+from roles.engine.phase import AnyPhase, Plan
 from roles.engine.runner import RunReport, run_plan
 from roles.engine.transport import ConnectionPool
+from roles.etcd.members import count_problem, without
+from roles.etcd.membership import RemoveMembers, StayingMembersHealthy
+from roles.loadbalancer.phases import others_phases
 from roles.plans import reset
 
 
@@ -32,7 +46,8 @@ class RemoveRefused(KeelsonError):
     exit_code = 2
 
 
-def removing(cluster: Cluster, names: Sequence[str]) -> list[Host]:
+def removing(cluster: Cluster, names: Sequence[str], *, force: bool = False) -> list[Host]:
+    """The inventory's hosts named `names`, checked to be removable. Raises RemoveRefused (nothing touched)."""
     if not names:
         raise RemoveRefused("name at least one host to remove", hint="keelson remove -i INVENTORY w3")
     by_name = {h.name: h for h in cluster.hosts}
@@ -44,19 +59,45 @@ def removing(cluster: Cluster, names: Sequence[str]) -> list[Host]:
             "out of the inventory afterwards",
         )
     hosts = [by_name[n] for n in dict.fromkeys(names)]
-    masters = [h.name for h in hosts if h in cluster.masters or h in cluster.etcd_members]
-    if masters:
+    chosen = [h.name for h in hosts]
+    if cluster.masters and all(m.name in chosen for m in cluster.masters):
         raise RemoveRefused(
-            f"{', '.join(masters)}: removing a master or etcd member is not supported yet (it needs an etcd member "
-            "remove with quorum checks and every load balancer's backends updated)",
-            hint="remove workers only with this version",
+            f"{', '.join(chosen)}: that is every master of the cluster",
+            hint="keep at least one master; to take the whole cluster down: keelson reset -i INVENTORY --all",
+        )
+    members = [h.name for h in hosts if h in cluster.etcd_members]
+    problem = count_problem(len(cluster.etcd_members), len(members), force=force)
+    if problem:
+        left = len(cluster.etcd_members) - len(members)
+        raise RemoveRefused(
+            f"{', '.join(members)}: refused, {problem}",
+            hint="keep at least one etcd member; to take the whole cluster down: keelson reset -i INVENTORY --all"
+            if left <= 0
+            else "remove members so that an odd number, a majority of those there are now, stays (5 → 3: keelson "
+            "remove -i INVENTORY m4 m5); --force does it anyway (e.g. a dead master to rebuild and join again)",
         )
     return hosts
 
 
 def cluster_plan(cluster: Cluster, hosts: Sequence[Host], *, force: bool = False) -> Plan:
-    names = [h.name for h in hosts]
-    return Plan("remove", [DrainNodes(names, force=force), DeleteNodes(names, force=force)])
+    """What the cluster forgets: the nodes (drained, deleted) and the etcd members, from hosts that stay."""
+    nodes = [h.name for h in hosts if h in cluster.masters or h in cluster.workers]
+    members = [h.name for h in hosts if h in cluster.etcd_members]
+    phases: list[AnyPhase] = [StayingMembersHealthy(members)] if members else []
+    if nodes:
+        phases += [DrainNodes(nodes, force=force), DeleteNodes(nodes, force=force)]
+    if members:
+        phases.append(RemoveMembers(members))
+    return Plan("remove", phases)
+
+
+def balancer_plan(cluster: Cluster, hosts: Sequence[Host]) -> Plan | None:
+    """The load balancers that stay, rendered from the cluster without the removed hosts (None: nothing to do)."""
+    names = {h.name for h in hosts}
+    if not any(h.name in names for h in [*cluster.masters, *cluster.lb_hosts]):
+        return None
+    phases = others_phases(without(cluster, names), names)
+    return Plan("remove", phases) if phases else None
 
 
 @dataclass
@@ -64,10 +105,11 @@ class Removal:
     cluster_side: RunReport
     reset: RunReport | None = None
     unreachable: dict[str, str] = field(default_factory=dict)  # host -> why it was not reset
+    balancers: RunReport | None = None
 
     @property
     def ok(self) -> bool:
-        return self.cluster_side.ok and (self.reset is None or self.reset.ok)
+        return all(r is None or r.ok for r in (self.cluster_side, self.reset, self.balancers))
 
 
 def answering(cluster: Cluster, hosts: Sequence[Host], rc: RunContext) -> tuple[list[Host], dict[str, str]]:
@@ -86,9 +128,16 @@ def answering(cluster: Cluster, hosts: Sequence[Host], rc: RunContext) -> tuple[
     return up, down
 
 
+def staying(rc: RunContext, hosts: Sequence[Host]) -> RunContext:
+    """`rc` for the cluster without `hosts` (what the load balancers are rendered from), keeping the run's node IPs."""
+    narrowed = dataclasses.replace(rc, cluster=without(rc.cluster, {h.name for h in hosts}))
+    object.__setattr__(narrowed, "nodes", rc.nodes)
+    return narrowed
+
+
 def remove(rc: RunContext, names: Sequence[str], *, force: bool = False) -> Removal:
     cluster = rc.cluster
-    hosts = removing(cluster, names)
+    hosts = removing(cluster, names, force=force)
     done = Removal(run_plan(cluster_plan(cluster, hosts, force=force), rc))
     if not done.cluster_side.ok:
         return done
@@ -104,4 +153,9 @@ def remove(rc: RunContext, names: Sequence[str], *, force: bool = False) -> Remo
         )
     if up:
         done.reset = run_plan(reset.plan(cluster, up), rc)
+        if not done.reset.ok:
+            return done
+    balancers = balancer_plan(cluster, hosts)
+    if balancers is not None:
+        done.balancers = run_plan(balancers, staying(rc, hosts))
     return done

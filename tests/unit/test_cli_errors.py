@@ -142,9 +142,16 @@ CASES: list[tuple[str, list[str], int, str]] = [
     # lifecycle (names checked against the inventory before anything is connected to)
     ("join-no-host", ["join", "-i", "{loop}"], 2, "Missing argument 'HOST...'"),
     ("join-unknown-host", ["join", "-i", "{loop}", "zz"], 2, "not in the inventory: zz"),
-    ("join-master", ["join", "-i", "{loop}", "m1"], 2, "m1: joining a master to a running cluster is not supported"),
+    ("join-master-unreachable", ["join", "-i", "{loop}", "m1"], 1, "cannot connect to 127.0.0.1"),
     ("remove-unknown-host", ["remove", "-i", "{loop}", "zz"], 2, "not in the inventory: zz"),
-    ("remove-master", ["remove", "-i", "{loop}", "m2"], 2, "m2: removing a master or etcd member is not supported"),
+    ("remove-master-even", ["remove", "-i", "{loop}", "m2"], 2, "m2: refused, 3 → 2 etcd members is an even count"),
+    ("remove-masters-quorum", ["remove", "-i", "{loop}", "m2", "m3"], 2, "3 → 1 etcd members loses quorum"),
+    (
+        "remove-every-master-forced",
+        ["remove", "-i", "{loop}", "m1", "m2", "m3", "--force"],
+        2,
+        "m1, m2, m3: that is every master of the cluster",
+    ),
     ("reset-no-host", ["reset", "-i", "{loop}", "--yes"], 2, "name the hosts to reset, or --all"),
     ("reset-host-and-all", ["reset", "-i", "{loop}", "m1", "--all", "--yes"], 2, "name hosts or give --all, not both"),
     ("reset-master", ["reset", "-i", "{loop}", "m3", "--yes"], 2, "m3: a master or etcd member of the cluster"),

@@ -32,6 +32,8 @@ def lab(*extra: Mapping[str, object]) -> Cluster:
 
 
 W3: dict[str, object] = {"name": "w3", "address": "198.18.0.23", "roles": ["worker"]}
+LB1: dict[str, object] = {"name": "lb1", "address": "198.18.0.41", "roles": ["lb"]}
+LB2: dict[str, object] = {"name": "lb2", "address": "198.18.0.42", "roles": ["lb"]}
 
 
 def test_join_runs_the_applys_worker_phases_on_the_new_host_only() -> None:
@@ -56,12 +58,12 @@ def test_join_runs_the_applys_worker_phases_on_the_new_host_only() -> None:
     [
         ([], "name at least one host"),
         (["zz"], "not in the inventory: zz"),
-        (["m1"], "joining a master to a running cluster is not supported yet"),
+        (["lb1"], "lb1: neither a worker, a master nor an etcd member"),
     ],
 )
 def test_join_refuses_before_touching_anything(names: list[str], fragment: str) -> None:
     with pytest.raises(join.JoinRefused, match=fragment) as caught:
-        join.plan(lab(W3), names)
+        join.plan(lab(W3, LB1, LB2), names)
     assert caught.value.exit_code == 2
 
 
@@ -71,10 +73,10 @@ def test_join_refuses_windows_workers() -> None:
         join.plan(lab(windows), ["win1"])
 
 
-def test_remove_refuses_masters_and_unknown_names() -> None:
+def test_remove_refuses_unknown_names_and_runs_from_masters_that_stay() -> None:
     cluster = lab(W3)
-    with pytest.raises(remove.RemoveRefused, match="removing a master or etcd member is not supported yet"):
-        remove.removing(cluster, ["w3", "m2"])
+    with pytest.raises(remove.RemoveRefused, match="3 → 2 etcd members is an even count"):
+        remove.removing(cluster, ["w3", "m2"])  # masters: tests/unit/test_masters_day2.py
     with pytest.raises(remove.RemoveRefused, match="not in the inventory: nope"):
         remove.removing(cluster, ["nope"])
     assert [h.name for h in remove.removing(cluster, ["w3", "w3"])] == ["w3"]
