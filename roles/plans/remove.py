@@ -11,13 +11,15 @@ Read it top to bottom: that is what `keelson remove HOST…` does.
 3. `Remove | Delete the node`;
 4. `etcd | Remove members` — `etcdctl member remove` from a member that stays (a dead host's member too), then every
    member that stays healthy;
-5. the reset plan (`roles/plans/reset.py`) on the removed hosts that answer SSH: kubeadm reset, the load balancer
-   stopped (the VIP leaves the host), etcd stopped, its data and config removed. A host that does not answer (powered
-   off, dead) is said so and skipped: its cluster-side traces are gone, and `keelson reset HOST` cleans it if it
-   comes back;
+5. on the removed hosts that answer SSH and run a load balancer: keepalived and the proxy stopped (the reset's own
+   phase: the VIP leaves them at once, with keepalived's priority-0 advert);
 6. when masters (or load balancers) left: `Load balancer | The other hosts' backends and VRRP peers (reload)` on the
    LB hosts that stay, rendered from the inventory without the removed hosts — so an apply of that inventory
-   afterwards has nothing to do there.
+   afterwards has nothing to do there. Only now do the removed apiservers stop: no request goes to them any more,
+   and a removed keepalived never holds the VIP beside the others;
+7. the reset plan (`roles/plans/reset.py`) on the removed hosts that answer SSH: kubeadm reset, etcd stopped, its
+   data and config removed. A host that does not answer (powered off, dead) is said so and skipped: its
+   cluster-side traces are gone, and `keelson reset HOST` cleans it if it comes back.
 Every part skips what is already done, so a rerun converges. The inventory given still lists the removed hosts (the
 reset needs their addresses); take them out of it afterwards.
 """
@@ -105,11 +107,12 @@ class Removal:
     cluster_side: RunReport
     reset: RunReport | None = None
     unreachable: dict[str, str] = field(default_factory=dict)  # host -> why it was not reset
-    balancers: RunReport | None = None
+    vip_off: RunReport | None = None  # keepalived and the proxy stopped on the removed hosts
+    balancers: RunReport | None = None  # the other load balancers without them
 
     @property
     def ok(self) -> bool:
-        return all(r is None or r.ok for r in (self.cluster_side, self.reset, self.balancers))
+        return all(r is None or r.ok for r in (self.cluster_side, self.vip_off, self.balancers, self.reset))
 
 
 def answering(cluster: Cluster, hosts: Sequence[Host], rc: RunContext) -> tuple[list[Host], dict[str, str]]:
@@ -151,11 +154,16 @@ def remove(rc: RunContext, names: Sequence[str], *, force: bool = False) -> Remo
                 f"keelson reset -i INVENTORY {name}",
             )
         )
-    if up:
-        done.reset = run_plan(reset.plan(cluster, up), rc)
-        if not done.reset.ok:
+    vip_off = reset.plan(cluster, up, load_balancer_only=True)
+    if vip_off.phases:
+        done.vip_off = run_plan(vip_off, rc)
+        if not done.vip_off.ok:
             return done
     balancers = balancer_plan(cluster, hosts)
     if balancers is not None:
         done.balancers = run_plan(balancers, staying(rc, hosts))
+        if not done.balancers.ok:
+            return done
+    if up:
+        done.reset = run_plan(reset.plan(cluster, up), rc)
     return done

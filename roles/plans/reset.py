@@ -14,6 +14,7 @@ from inventory.errors import KeelsonError
 from inventory.model import Cluster, Host
 from roles import reset
 from roles.engine.phase import Phase, Plan
+from roles.reset.phases import LOAD_BALANCER
 
 
 class ResetRefused(KeelsonError):
@@ -50,11 +51,13 @@ def _narrowed(phase: Phase, names: frozenset[str]) -> Phase:
     return dataclasses.replace(phase, hosts=lambda c: [h for h in selector(c) if h.name in names])
 
 
-def plan(cluster: Cluster, hosts: Sequence[Host]) -> Plan:
+def plan(cluster: Cluster, hosts: Sequence[Host], *, load_balancer_only: bool = False) -> Plan:
+    """The reset of `hosts`; `load_balancer_only`: only keepalived and the proxy stopped there (the VIP leaves them at
+    once: what a removal does before the other load balancers drop them)."""
     names = frozenset(h.name for h in hosts)
     phases = []
     for phase in reset.phases(cluster):
         narrowed = _narrowed(phase, names)
-        if narrowed.hosts(cluster):
+        if narrowed.hosts(cluster) and (not load_balancer_only or phase.title == LOAD_BALANCER):
             phases.append(narrowed)
     return Plan("reset", phases)

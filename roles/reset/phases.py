@@ -12,12 +12,15 @@ def node_hosts(cluster: Cluster) -> list[Host]:
     return [h for h in cluster.hosts if h.os is OS.LINUX and (h in cluster.masters or h in cluster.workers)]
 
 
+LOAD_BALANCER = "Reset | Load balancer (keepalived, proxy)"
+
+
 def phases(cluster: Cluster) -> list[Phase]:
     return of_role(
         "reset",
         [
             Phase("Reset | Kubernetes node (kubeadm reset, kubelet, CNI)", node_hosts, [node_step()]),
-            Phase("Reset | Load balancer (keepalived, proxy)", lambda c: c.lb_hosts, [lb_step()]),
+            Phase(LOAD_BALANCER, lambda c: c.lb_hosts, [lb_step()]),
             Phase("Reset | Backup timer", lambda c: c.etcd_members, [backups_step()]),
             Phase("Reset | etcd member (stopped, data and config removed)", lambda c: c.etcd_members, [etcd_step()]),
         ],

@@ -16,8 +16,10 @@ import yaml
 from inventory.loader import parse_inventory
 from inventory.model import Cluster
 from roles.control_plane.node_ops import DeleteNodes, DrainNodes
-from roles.engine.context import HostContext
+from roles.engine.context import HostContext, RunContext
 from roles.engine.facts import FactValues, FileInfo, FileState, FileText, ServiceState, UnitState
+from roles.engine.phase import Plan
+from roles.engine.runner import RunReport
 from roles.etcd.defaults import DEFAULTS as ETCD
 from roles.etcd.facts import MemberState, MemberStateFact
 from roles.etcd.members import (
@@ -54,6 +56,7 @@ def lab(*masters: Mapping[str, object]) -> Cluster:
 
 
 THREE, FIVE = lab(), lab(M4, M5)
+ALL5 = ["m1", "m2", "m3", "m4", "m5"]
 
 # -- the refusal table --------------------------------------------------------------------------------------------
 
@@ -299,3 +302,27 @@ def test_the_load_balancers_that_stay_are_rendered_as_the_smaller_inventory_rend
             THREE, THREE.host(name), "host0", state_dir
         )
     assert "server m4" in lb_render.haproxy_cfg(FIVE) and "server m4" not in lb_render.haproxy_cfg(left)
+
+
+def test_a_removal_stops_the_vip_on_the_removed_hosts_before_the_others_drop_them_then_resets_them(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    ran: list[tuple[list[str], list[str]]] = []  # each plan run: its phases' titles, the cluster's masters
+
+    def run_plan(plan: Plan, rc: RunContext) -> RunReport:
+        ran.append(([p.title for p in plan.phases], [m.name for m in rc.cluster.masters]))
+        return RunReport(dry_run=rc.dry_run)
+
+    monkeypatch.setattr(remove, "run_plan", run_plan)
+    monkeypatch.setattr(remove, "answering", lambda cluster, hosts, rc: (list(hosts)[:1], {"m5": "powered off"}))
+    done = remove.remove(RunContext(FIVE, tmp_path), ["m4", "m5"])
+    assert done.ok and done.unreachable == {"m5": "powered off"}
+    assert [titles[0].split(" (")[0] for titles, _ in ran] == [
+        "etcd | The members that stay are healthy",
+        "Reset | Load balancer",  # on m4, which answers: keepalived stopped, the VIP leaves it
+        "Load balancer | The other hosts' backends and VRRP peers",
+        "Reset | Kubernetes node",
+    ]
+    assert ran[1][0] == ["Reset | Load balancer (keepalived, proxy)"]
+    assert ran[2][1] == ["m1", "m2", "m3"]  # the load balancers rendered from the cluster without m4 and m5
+    assert ran[3][1] == ALL5
