@@ -54,7 +54,7 @@ def remove(
 ) -> None:
     """Take workers or masters out of the cluster: cordon, drain (disruption budgets respected), delete the node, for
     masters `etcdctl member remove` (refused, unless --force, when etcd would be left at an even count or below a
-    majority), then reset each host that still answers and update the other load balancers' backends (a reload); a
+    majority) and the other load balancers' backends updated (a reload), then reset each host that still answers; a
     dead host's node and member are removed all the same. Take the hosts out of the inventory after."""
     from inventory.loader import load_inventory
     from keelson.engine_cmd import run_context
