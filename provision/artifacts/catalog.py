@@ -28,6 +28,7 @@ class Release:
     # Cluster add-ons (images in the set; installing them is the add-ons' business, not kubeadm's).
     metrics_server: str  # kubernetes-sigs/metrics-server: the resource metrics API (`kubectl top`, the HPA)
     local_path_provisioner: str  # rancher/local-path-provisioner: PersistentVolumes in a folder of the node
+    traefik: str  # traefik/traefik: the Ingress controller (v3.6.12: v3.7.x cannot be built as served, recipes.py)
     # The busybox image local-path-provisioner's helper pods run (mkdir/rm of a volume's folder): Debian's busybox,
     # the set's debian-busybox part (busybox-static 1:1.35.0-4+deb12u1 in Debian 12), tagged with its upstream
     # version. The build refuses a part of another version (images.busybox_version), so the tag never lies.
@@ -71,6 +72,10 @@ class Release:
         return f"docker.io/rancher/local-path-provisioner:{self.local_path_provisioner}"
 
     @property
+    def traefik_image(self) -> str:
+        return f"docker.io/library/traefik:{self.traefik}"  # Docker Hub's official image, tagged "v3.6.12"
+
+    @property
     def busybox_image(self) -> str:
         return f"docker.io/library/busybox:{self.busybox}"
 
@@ -97,6 +102,7 @@ RELEASES: dict[str, Release] = {
             etcd="v3.6.16",
             metrics_server="v0.8.0",
             local_path_provisioner="v0.0.30",
+            traefik="v3.6.12",
             busybox="1.35.0",
         ),
         Release(
@@ -112,6 +118,7 @@ RELEASES: dict[str, Release] = {
             etcd="v3.6.16",
             metrics_server="v0.8.0",
             local_path_provisioner="v0.0.30",
+            traefik="v3.6.12",
             busybox="1.35.0",
         ),
     )

@@ -170,7 +170,8 @@ def flannel(release: Release) -> Recipe:
 # kube-router v2.1.0's own go.mod pins golang.org/x libraries and grpc with published CVEs; the recipe raises them to
 # the versions Kubernetes v1.37.2 builds with (Go's minimal version selection takes the higher one), as distributions
 # that ship kube-router do. The add-ons' recipes raise the same: local-path-provisioner v0.0.30 pins x/crypto v0.25.0,
-# x/net v0.27.0 and x/oauth2 v0.10.0 (mid-2024), metrics-server v0.8.0 x/crypto v0.38.0, x/net v0.40.0, grpc v1.72.0.
+# x/net v0.27.0 and x/oauth2 v0.10.0 (mid-2024), metrics-server v0.8.0 x/crypto v0.38.0, x/net v0.40.0, grpc v1.72.0,
+# traefik v3.6.12 x/crypto v0.48.0, x/net v0.51.0, grpc v1.79.3.
 RAISED = (
     "golang.org/x/net@v0.57.0",
     "golang.org/x/crypto@v0.54.0",
@@ -231,13 +232,37 @@ def local_path_provisioner(release: Release) -> Recipe:
     )
 
 
-# Not built: traefik v3.7.x (github.com/traefik/traefik/v3, the newest v3.7.13). Its go.mod requires
-# github.com/traefik/traefik/dynamic/ext (pkg/config/dynamic/http_config.go embeds ext.HTTP and ext.Router) at the zero
-# pseudo-version and points it at ./pkg/config/dynamic/ext with a replace directive; that folder is a module of its
-# own, so the v3 module zip leaves it out, the proxy serves no version of that path (403), and a dependency's replace
-# directives do not apply in our recipe module. At least 14 of lego's DNS-provider SDKs it links are not served either.
-# Building it would mean writing traefik's own config types ourselves: not done. (v3.6.12 resolves with its three
-# fork replaces copied; both embed only a placeholder web UI: webui/static is built by yarn, not in the module.)
+TRAEFIK_CODENAME = "ramequin"  # the CODENAME of traefik v3.6's release workflow, which its goreleaser stamps
+
+
+def traefik(release: Release) -> Recipe:
+    """Traefik as upstream releases it: goreleaser stamps Version with the tag without its "v" (`traefik version`
+    prints "3.6.12"), the release workflow's Codename, and BuildDate as an RFC 3339 date (here the epoch). Its go.mod
+    replaces three modules with Containous forks (go-http-auth, gorilla/mux, mailgun/minheap); a dependency's replace
+    directives do not apply in our recipe module, so the recipe's go.mod carries the same three (written by hand:
+    `keelson artifacts pin` writes no replaces)."""
+    return Recipe(
+        "traefik",
+        release.traefik,
+        targets=(Target("github.com/traefik/traefik/v3/cmd/traefik", "traefik"),),
+        ldflags=_stamp(
+            ("github.com/traefik/traefik/v3/pkg/version",),
+            {"Version": release.traefik.removeprefix("v"), "Codename": TRAEFIK_CODENAME, "BuildDate": _EPOCH},
+        ),
+        raise_deps=RAISED,
+    )
+
+
+# Traefik is v3.6.12, not v3.7.x (github.com/traefik/traefik/v3, the newest v3.7.13), which cannot be built as served.
+# v3.7's go.mod requires github.com/traefik/traefik/dynamic/ext (pkg/config/dynamic/http_config.go embeds ext.HTTP and
+# ext.Router) at the zero pseudo-version and points it at ./pkg/config/dynamic/ext with a replace directive; that
+# folder is a module of its own, so the v3 module zip leaves it out, the proxy serves no version of that path (403),
+# and a replace copied into our recipe would point at a folder we do not have. At least 14 of lego's DNS-provider
+# SDKs it links are not served either. Building it would mean writing traefik's own config types ourselves: not done.
+# v3.6.12 is the only other version of the module the proxy serves here (`go list -m -versions`: v3.6.12, v3.7.11,
+# v3.7.12, v3.7.13; no v3.5); it has no such module and builds with its three fork replaces copied. Both
+# embed only a placeholder web UI (webui/static is built by yarn, not shipped in the module): keelson runs traefik
+# without its dashboard and API, so nothing serves it.
 RECIPES: tuple[Callable[[Release], Recipe], ...] = (
     kubernetes,
     crictl,
@@ -249,6 +274,7 @@ RECIPES: tuple[Callable[[Release], Recipe], ...] = (
     etcd,
     metrics_server,
     local_path_provisioner,
+    traefik,
 )
 
 
