@@ -173,6 +173,7 @@ def _images(release: Release, parts: dict[str, Part], work: Path, man: Manifest)
         busybox=parts["busybox"],
         metrics_server=parts["metrics-server"],
         local_path_provisioner=parts["local-path-provisioner"],
+        traefik=parts["traefik"],
     )
     written = write_archive(list(images(release, wanted)), work / layout.IMAGE_BUNDLE)
     man.files.append(manifest.record(work, layout.IMAGE_BUNDLE, "images"))

@@ -4,8 +4,8 @@ tarball (`ctr -n k8s.io images import` loads them all; no registry, no Docker).
 Each image is layers of files from parts: a small base (passwd, group, nsswitch, /tmp), userland from Debian
 packages where a component needs it (iptables for kube-proxy and flannel, busybox for shell tools), and the
 component's own binary. The control-plane images share one layer (the multi-call `kube` binary), stored once.
-The cluster add-ons' images (metrics-server, local-path-provisioner and the busybox its helper pods run) are made the
-same way.
+The cluster add-ons' images (metrics-server, local-path-provisioner and the busybox its helper pods run, traefik) are
+made the same way.
 """
 
 from __future__ import annotations
@@ -100,6 +100,7 @@ class ImageParts:
     busybox: Part
     metrics_server: Part
     local_path_provisioner: Part
+    traefik: Part
 
 
 def images(release: Release, parts: ImageParts) -> Iterator[Image]:
@@ -136,3 +137,6 @@ def images(release: Release, parts: ImageParts) -> Iterator[Image]:
     )
     yield Image(release.local_path_provisioner_image, [base, provisioner], run("/usr/bin/local-path-provisioner"))
     yield Image(release.busybox_image, [base, busybox], ImageConfig(cmd=("sh",)))  # as Docker's busybox: CMD ["sh"]
+    # Traefik: no USER, as upstream's image has none (the pod spec decides whom it runs as).
+    traefik = binary_layer(parts.traefik, "traefik", "/usr/local/bin/traefik")
+    yield Image(release.traefik_image, [base, traefik], run("/usr/local/bin/traefik"))

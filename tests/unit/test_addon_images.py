@@ -1,6 +1,6 @@
 """The cluster add-ons in an artifact set (metrics-server, local-path-provisioner and the busybox its helper pods
-run): catalog names, recipes, and the images `images()` writes — names, entrypoints, layers — from stand-in parts,
-so no Go is built here (the real set: `keelson artifacts build`)."""
+run, traefik): catalog names, recipes, and the images `images()` writes — names, entrypoints, layers — from stand-in
+parts, so no Go is built here (the real set: `keelson artifacts build`)."""
 
 from __future__ import annotations
 
@@ -19,13 +19,14 @@ from provision.artifacts.gotool import BuildError
 from provision.artifacts.images import ImageParts, busybox_version, debian_upstream_version, images
 from provision.artifacts.oci import ANNOTATION_NAME, write_archive
 from provision.artifacts.parts import MARKER, Part
-from provision.artifacts.recipes import RAISED, recipes_for
+from provision.artifacts.recipes import RAISED, TRAEFIK_CODENAME, recipes_for
 
 REL = release("v1.37.2")
 APPLETS = ("sh", "mkdir", "rm", "ls")
 ADDONS = {
     "registry.k8s.io/metrics-server/metrics-server:v0.8.0": ("/metrics-server", "metrics-server"),
     "docker.io/rancher/local-path-provisioner:v0.0.30": ("/usr/bin/local-path-provisioner", "local-path-provisioner"),
+    "docker.io/library/traefik:v3.6.12": ("/usr/local/bin/traefik", "traefik"),
 }
 
 
@@ -34,6 +35,7 @@ def test_every_release_names_the_addon_images() -> None:
         assert rel.metrics_server_image == "registry.k8s.io/metrics-server/metrics-server:v0.8.0"
         assert rel.local_path_provisioner_image == "docker.io/rancher/local-path-provisioner:v0.0.30"
         assert rel.busybox_image == "docker.io/library/busybox:1.35.0"
+        assert rel.traefik == "v3.6.12" and rel.traefik_image == "docker.io/library/traefik:v3.6.12"
 
 
 @pytest.mark.parametrize(
@@ -50,6 +52,12 @@ def test_every_release_names_the_addon_images() -> None:
             "github.com/rancher/local-path-provisioner",
             "github.com/rancher/local-path-provisioner",
             "-X main.VERSION=v0.0.30",
+        ),
+        (
+            "traefik",
+            "github.com/traefik/traefik/v3",
+            "github.com/traefik/traefik/v3/cmd/traefik",
+            "-X github.com/traefik/traefik/v3/pkg/version.Version=3.6.12",
         ),
     ],
 )
@@ -109,6 +117,7 @@ def _parts(root: Path, busybox: str = "1:1.35.0-4+deb12u1+b1") -> ImageParts:
         busybox=_busybox(root, busybox),
         metrics_server=_part(root, "metrics-server", {"metrics-server": "echo metrics-server"}),
         local_path_provisioner=_part(root, "local-path-provisioner", {"local-path-provisioner": "echo lpp"}),
+        traefik=_part(root, "traefik", {"traefik": "echo traefik"}),
     )
 
 
@@ -158,7 +167,7 @@ def _written(tmp_path: Path) -> tuple[dict[str, Any], Layers, dict[str, bytes]]:
 def test_the_set_s_images_include_the_addons(tmp_path: Path) -> None:
     configs, layers, contents = _written(tmp_path)
     assert set(ADDONS) | {REL.busybox_image, REL.agnhost_image, REL.pause_image} <= set(configs)
-    assert len(configs) == 12  # the 9 of before and the 3 add-ons' images
+    assert len(configs) == 13  # the 9 of before and the 4 add-ons' images
     for name, (entrypoint, binary) in ADDONS.items():
         config = configs[name]["config"]
         assert config["Entrypoint"] == [entrypoint] and "Cmd" not in config
@@ -169,6 +178,7 @@ def test_the_set_s_images_include_the_addons(tmp_path: Path) -> None:
         assert contents[member.name] == f"#!/bin/sh\necho {'lpp' if binary.startswith('local') else binary}\n".encode()
     assert configs["registry.k8s.io/metrics-server/metrics-server:v0.8.0"]["config"]["User"] == "65534"
     assert "User" not in configs["docker.io/rancher/local-path-provisioner:v0.0.30"]["config"]
+    assert "User" not in configs["docker.io/library/traefik:v3.6.12"]["config"]  # the pod spec decides, as upstream's
 
 
 def test_the_busybox_image_is_debian_s_busybox_on_the_base_layer(tmp_path: Path) -> None:
@@ -188,3 +198,28 @@ def test_a_busybox_of_another_version_is_refused(tmp_path: Path) -> None:
     parts = _parts(tmp_path, busybox="1:1.36.1-9")
     with pytest.raises(BuildError, match=r"busybox here is 1\.36\.1.*docker\.io/library/busybox:1\.35\.0"):
         list(images(REL, parts))
+
+
+def test_traefik_is_stamped_as_its_release_and_keeps_upstream_s_forks() -> None:
+    """Stamped as goreleaser stamps a release (`traefik version` prints 3.6.12, ramequin, a fixed date), and the
+    recipe's go.mod carries traefik's three fork replaces (a dependency's replace directives do not apply)."""
+    upstream_forks = {
+        "github.com/abbot/go-http-auth": "github.com/containous/go-http-auth v0.4.1-0.20200324110947-a37a7636d23e",
+        "github.com/gorilla/mux": "github.com/containous/mux v0.0.0-20250523120546-41b6ec3aed59",
+        "github.com/mailgun/minheap": "github.com/containous/minheap v0.0.0-20190809180810-6e71eb837595",
+    }
+    for rel in RELEASES.values():
+        [recipe] = [r for r in recipes_for(rel) if r.component == "traefik"]
+        version = "-X github.com/traefik/traefik/v3/pkg/version."
+        assert recipe.ldflags == (
+            f"{version}Version=3.6.12",
+            f"{version}Codename={TRAEFIK_CODENAME}",
+            f"{version}BuildDate=1970-01-01T00:00:00Z",
+        )
+        gomod = (recipe.dir / "go.mod").read_text()
+        replaces = dict(re.findall(r"^\t(\S+) => (\S+ \S+)$", gomod, re.M))
+        assert replaces == upstream_forks
+        # v3.7's unpublished config module is not in the graph
+        assert "github.com/traefik/traefik/dynamic/ext" not in gomod
+        for fork in upstream_forks.values():
+            assert f"{fork}/go.mod h1:" in (recipe.dir / "go.sum").read_text()
