@@ -42,7 +42,7 @@ ALL = OLD + NEW
 FINGERPRINT = (
     "for u in kubelet containerd etcd haproxy keepalived; do "
     'echo "$u $(systemctl show -p InvocationID --value $u) $(systemctl show -p MainPID --value $u)"; done; '
-    "crictl --runtime-endpoint unix:///run/containerd/containerd.sock pods --state ready -q 2>/dev/null | sort"
+    "echo ---; crictl --runtime-endpoint unix:///run/containerd/containerd.sock pods --state ready -o json"
 )
 MEMBERS = (
     "ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/etcd/pki/ca.crt "
@@ -74,13 +74,37 @@ def drill(lab_factory: LabFactory, tmp_path_factory: pytest.TempPathFactory) -> 
     return Drill(lab, lab.inventory_path, base, state, kubectl_for(base, state, tmp))
 
 
-def fingerprints(lab: Lab, hosts: list[str]) -> dict[str, str]:
-    return {h: lab.run(h, FINGERPRINT).stdout for h in hosts}
+@dataclass(frozen=True)
+class Fingerprint:
+    units: tuple[str, ...]  # "<unit> <InvocationID> <MainPID>"
+    sandboxes: dict[str, str]  # ready pod sandbox id → namespace/name
+
+    @classmethod
+    def parse(cls, stdout: str) -> Fingerprint:
+        units, _, pods = stdout.partition("---\n")
+        items = json.loads(pods).get("items") or []
+        named = {p["id"]: f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in items}
+        return cls(tuple(units.splitlines()), named)
 
 
-def units(fingerprint: dict[str, str]) -> dict[str, list[str]]:
+def fingerprints(lab: Lab, hosts: list[str]) -> dict[str, Fingerprint]:
+    return {h: Fingerprint.parse(lab.run(h, FINGERPRINT).stdout) for h in hosts}
+
+
+def units(fingerprint: dict[str, Fingerprint]) -> dict[str, tuple[str, ...]]:
     """The units' lines of each fingerprint (not the pod sandboxes)."""
-    return {h: fp.splitlines()[:5] for h, fp in fingerprint.items()}
+    return {h: fp.units for h, fp in fingerprint.items()}
+
+
+def replaced(before: dict[str, Fingerprint], after: dict[str, Fingerprint]) -> dict[str, list[str]]:
+    """Per host, the pods whose ready sandbox of `before` is gone `after` (a pod replaced, or its sandbox remade).
+    A sandbox that is new but replaced none (a pod that became ready since) is not counted."""
+    out = {}
+    for host, fp in before.items():
+        gone = sorted(name for sid, name in fp.sandboxes.items() if sid not in after[host].sandboxes)
+        if gone:
+            out[host] = gone
+    return out
 
 
 def members(lab: Lab, host: str = "m1") -> list[str]:
@@ -166,7 +190,7 @@ class VipProbe:
 
 def test_two_masters_join_and_only_the_load_balancers_change_elsewhere(drill: Drill) -> None:
     before = fingerprints(drill.lab, OLD)
-    assert all(len(fp.splitlines()) > 5 for fp in before.values()), before  # units and pod sandboxes on every master
+    assert all(len(fp.units) == 5 and fp.sandboxes for fp in before.values()), before  # on every master
     holder = single_holder(drill.lab, OLD)
     with VipProbe(drill.lab.vip) as probe:
         started = time.monotonic()
@@ -182,7 +206,9 @@ def test_two_masters_join_and_only_the_load_balancers_change_elsewhere(drill: Dr
     for master in OLD:  # on the masters that stay, only the load balancer's files, reloaded
         assert phases[master] == {"Load balancer | The other hosts' backends and VRRP peers (reload)"}, phases
     after = fingerprints(drill.lab, OLD)
-    assert after == before, "a unit restarted (or was not just reloaded) or a pod replaced on m1, m2 or m3"
+    print("join: ready pod sandboxes before/after:", {h: (before[h].sandboxes, after[h].sandboxes) for h in OLD})
+    assert units(after) == units(before), "a unit restarted (or was not just reloaded) on m1, m2 or m3"
+    assert replaced(before, after) == {}, "a pod replaced on m1, m2 or m3 (its ready sandbox gone)"
     assert probe.longest_gap < 10, f"the API through the VIP did not answer for {probe.longest_gap:.1f} s"
 
     assert members(drill.lab) == ALL
