@@ -219,7 +219,7 @@ class NFS(Strict):
 
 class Addons(Strict):
     dns: bool = True
-    ingress: Literal["none", "nginx", "traefik"] = "nginx"
+    ingress: Literal["none", "nginx", "traefik"] = "traefik"
     storage: Literal["none", "local-path", "nfs"] = "local-path"
     nfs: NFS | None = None
     metrics: bool = True

@@ -1,8 +1,5 @@
-"""The Pulumi program (Pulumi.yaml's `main: provision/`): provision/stack/program.py builds the stack.
-
-The addons (pulumi-kubernetes ComponentResources in addons/, with a Provider made from the `kubeconfig` output)
-will be added here once the control plane is proven: `addons.install(cluster)` after the cluster.
-"""
+"""The Pulumi program (Pulumi.yaml's `main: provision/`): provision/stack/program.py builds the stack — machines,
+the cluster (keelson's role phases), then the addons (addons/: pulumi-kubernetes through the `kubeconfig` output)."""
 
 from provision.stack.program import main
 

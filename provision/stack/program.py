@@ -1,21 +1,25 @@
-"""The Pulumi program: stack settings → the inventory → a machine source → the cluster → the stack's outputs.
+"""The Pulumi program: stack settings → the inventory → a machine source → the cluster → its addons → the outputs.
 
 Outputs: `apiEndpoint` (https://VIP:port), `nodes` (name, address, roles), `kubeconfig` (secret, from keelson's
-cluster CA). A user error (a bad setting, an invalid inventory) stops the program with its message, no traceback.
+cluster CA), `addons` (the addons installed, addons/cluster.py). A user error (a bad setting, an invalid inventory,
+an addon this version does not install) stops the program with its message, no traceback, before anything changes.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pulumi
 
+from addons.cluster import ClusterAddons, ClusterAddonsArgs, refuse_unbuilt, wanted
 from inventory.errors import KeelsonError
 from inventory.loader import load_inventory
 from inventory.model import Cluster
+from provision.artifacts.catalog import release
 from provision.cluster import ClusterArgs, KeelsonCluster
 from provision.machines.base import HostEntry, MachineSource
 from provision.stack.settings import SettingsError, StackSettings, secret_env
@@ -114,10 +118,19 @@ def _known_hosts_file(base: Cluster) -> str:
         ) from None
 
 
-def build() -> KeelsonCluster:
+@dataclass(frozen=True)
+class Built:
+    """What the program made: the cluster, and its addons when the inventory turns any on."""
+
+    cluster: KeelsonCluster
+    addons: ClusterAddons | None
+
+
+def build() -> Built:
     config = pulumi.Config("keelson")
     settings = StackSettings.load(config)
     base = load_inventory(settings.inventory)
+    refuse_unbuilt(base.addons)
     machines = machine_source(settings, base, config)
     inventory = pulumi.Output.all(machines.inventory_hosts, machines.control_plane).apply(
         lambda v: stack_inventory(base, v[0], v[1], settings.labels, machines.ssh_user)
@@ -127,7 +140,12 @@ def build() -> KeelsonCluster:
     pulumi.export("apiEndpoint", cluster.api_endpoint)
     pulumi.export("nodes", cluster.nodes)
     pulumi.export("kubeconfig", cluster.kubeconfig)
-    return cluster
+    if not wanted(base.addons):
+        return Built(cluster, None)
+    addons_args = ClusterAddonsArgs(cluster.kubeconfig, base.addons, release(base.kubernetes.release_version))
+    addons = ClusterAddons(f"{base.name}-addons", addons_args, pulumi.ResourceOptions(depends_on=[cluster]))
+    pulumi.export("addons", addons.installed)
+    return Built(cluster, addons)
 
 
 def main() -> None:

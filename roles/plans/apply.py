@@ -49,10 +49,14 @@ def phases(cluster: Cluster) -> list[AnyPhase]:
     ]
 
 
+ADDONS_BY_PULUMI = "addons (installed by `pulumi up`)"
+
+
 def not_applied_yet(cluster: Cluster) -> tuple[str, ...]:
-    """The inventory sections this inventory sets that this version's apply does not act on yet (their roles are not
-    built): a CNI other than flannel, the addons beyond what kubeadm installs (CoreDNS), Windows hosts on a CNI
-    without a Windows side here (roles/windows: flannel only)."""
+    """The inventory sections this inventory sets that this version's apply does not act on (their roles are not
+    built): a CNI other than flannel, the addons beyond what kubeadm installs (CoreDNS: the addons are Pulumi
+    resources, installed by `pulumi up`, addons/), Windows hosts on a CNI without a Windows side here (roles/windows:
+    flannel only)."""
     addons = cluster.addons
     sections = [] if cluster.network.cni in CNI.applied else [f"network.cni ({cluster.network.cni})"]
     if (
@@ -60,7 +64,7 @@ def not_applied_yet(cluster: Cluster) -> tuple[str, ...]:
         or addons.storage != "none"
         or any((addons.metrics, addons.monitoring, addons.logging, addons.dashboard))
     ):
-        sections.append("addons")
+        sections.append(ADDONS_BY_PULUMI)
     if any(h.os.value == "windows" for h in cluster.hosts) and cluster.network.cni not in WINDOWS_CNIS:
         sections.append("hosts (windows)")
     return tuple(sections)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ from provision.artifacts.pulumi_tools.catalog import PULUMI
 from provision.lab import Lab
 from provision.stack.local import LocalStack, passphrase
 from tests.conftest import raise_if_build_failed
-from tests.kube_helpers import Kubectl, artifact_set, ready_nodes
+from tests.kube_helpers import Kubectl, artifact_set, pod_ready, ready_nodes, wait_for
 
 pytestmark = [
     pytest.mark.lab,
@@ -95,15 +96,109 @@ def test_up_boots_the_lab_and_runs_the_phases(stack: LocalStack) -> None:
     assert S3_SECRET in env  # the S3 secret reached the hosts from the stack's secret config
 
 
-def test_the_kubeconfig_output_reaches_five_ready_nodes_through_the_vip(stack: LocalStack, tmp_path: Path) -> None:
-    kubeconfig = tmp_path / "admin.kubeconfig"
+@pytest.fixture(scope="module")
+def kubectl(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
+    """kubectl from the artifact set with the stack's `kubeconfig` output (it points at the VIP)."""
+    kubeconfig = tmp_path_factory.mktemp("kube") / "admin.kubeconfig"
     kubeconfig.write_text(stack.outputs(show_secrets=True)["kubeconfig"])
+    kubeconfig.chmod(0o600)
     found = artifact_set()
-    kubectl = Kubectl(found.path / f"release/{found.manifest.kubernetes}/bin/linux/amd64/kubectl", kubeconfig)
+    return Kubectl(found.path / f"release/{found.manifest.kubernetes}/bin/linux/amd64/kubectl", kubeconfig)
+
+
+def image(fragment: str) -> str:
+    return next(i.name for i in artifact_set().manifest.images if fragment in i.name)
+
+
+def test_the_kubeconfig_output_reaches_five_ready_nodes_through_the_vip(kubectl: Kubectl) -> None:
     assert ready_nodes(kubectl) == sorted(HOSTS)
     system = kubectl.json("-n", "kube-system", "get", "pods")["items"]
     running = [p["metadata"]["name"] for p in system if p["status"].get("phase") == "Running"]
     assert any(name.startswith("coredns-") for name in running), running
+
+
+def test_the_addons_the_inventory_turns_on_are_installed(stack: LocalStack, kubectl: Kubectl) -> None:
+    assert stack.outputs()["addons"] == ["storage", "metrics", "ingress"]
+
+    def available(namespace: str, deployment: str) -> Callable[[], bool]:
+        jsonpath = "jsonpath={.status.availableReplicas}"
+        return lambda: (
+            kubectl("-n", namespace, "get", "deployment", deployment, "-o", jsonpath).strip() not in ("", "0")
+        )
+
+    for namespace, deployment in (
+        ("local-path-storage", "local-path-provisioner"),
+        ("kube-system", "metrics-server"),
+        ("traefik", "traefik"),
+    ):
+        wait_for(f"{namespace}/{deployment} available", available(namespace, deployment), timeout=180)
+
+
+PVC_POD = """{"apiVersion": "v1", "kind": "List", "items": [
+  {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+   "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "64Mi"}}}},
+  {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "writer"},
+   "spec": {"containers": [{"name": "w", "image": "IMAGE", "imagePullPolicy": "Never",
+            "command": ["sh", "-c", "echo written-by-keelson > /data/proof && sleep 3600"],
+            "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
+            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]}}]}"""
+
+
+def test_a_pvc_binds_on_the_default_class_and_a_pod_writes_and_reads_it(kubectl: Kubectl) -> None:
+    kubectl("apply", "-f", "-", stdin=PVC_POD.replace("IMAGE", image("busybox")))
+    try:
+        wait_for("the writer pod Ready", lambda: pod_ready(kubectl, "default", "writer"), timeout=180)
+        pvc = kubectl.json("get", "pvc", "data")
+        assert pvc["status"]["phase"] == "Bound"
+        assert pvc["spec"]["storageClassName"] == "local-path"  # the default class: the PVC names none
+        assert kubectl("exec", "writer", "--", "cat", "/data/proof").strip() == "written-by-keelson"
+        node = kubectl("get", "pod", "writer", "-o", "jsonpath={.spec.nodeName}").strip()
+        volume = pvc["spec"]["volumeName"]
+        on_disk = Lab.load(LAB).run(node, f"cat /opt/local-path-provisioner/{volume}_default_data/proof")
+        assert on_disk.stdout.strip() == "written-by-keelson"  # on the node's disk, where the provisioner put it
+    finally:
+        kubectl("delete", "pod", "writer", "--wait=true", "--timeout=90s", check=False)
+        kubectl("delete", "pvc", "data", check=False)
+
+
+def test_kubectl_top_nodes_answers_through_metrics_server(kubectl: Kubectl) -> None:
+    def top() -> bool:
+        out = kubectl("top", "nodes", "--no-headers", check=False)
+        return sorted(line.split()[0] for line in out.splitlines() if line.strip()) == sorted(HOSTS)
+
+    wait_for("kubectl top nodes to list every node", top, timeout=240, every=5)
+
+
+INGRESS = """{"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web"},
+  "spec": {"rules": [{"host": "web.keelson.test", "http": {"paths": [{"path": "/", "pathType": "Prefix",
+           "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}}"""
+
+
+def test_an_ingress_route_answers_through_traefik_on_a_node_port(kubectl: Kubectl) -> None:
+    lab = Lab.load(LAB)
+    kubectl("run", "web", f"--image={image('agnhost')}", "--image-pull-policy=Never", "--labels=app=web",
+            "--", "netexec", "--http-port=8080")  # fmt: skip
+    try:
+        kubectl("expose", "pod", "web", "--port=80", "--target-port=8080")
+        kubectl("apply", "-f", "-", stdin=INGRESS)  # no class named: the default IngressClass (traefik)
+        wait_for("the web pod Ready", lambda: pod_ready(kubectl, "default", "web"), timeout=120)
+        url = f"http://{lab.host('w2').address}:30080/hostname"
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # to the lab host, never a proxy
+
+        def answered() -> bool:
+            try:
+                request = urllib.request.Request(url, headers={"Host": "web.keelson.test"})
+                with direct.open(request, timeout=3) as response:
+                    return bool(response.read().decode().strip() == "web")
+            except OSError:
+                return False
+
+        wait_for(f"{url} (Host: web.keelson.test) to answer from the pod", answered, timeout=120, every=2)
+        assert kubectl.json("get", "ingress", "web")["spec"]["ingressClassName"] == "traefik"
+    finally:
+        kubectl("delete", "ingress", "web", check=False)
+        kubectl("delete", "service", "web", check=False)
+        kubectl("delete", "pod", "web", "--wait=false", check=False)
 
 
 def test_up_again_changes_nothing(stack: LocalStack) -> None:

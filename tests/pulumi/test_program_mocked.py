@@ -42,7 +42,7 @@ def test_existing_source_with_config_labels_and_secrets(mocks: Recorder, known_h
         },
         ["keelson:sshPrivateKey"],
     )
-    cluster = program.build()
+    cluster = program.build().cluster
 
     def check(_: Any) -> None:
         assert mocks.names("keelson:machines:Existing") == ["lab-machines"]
@@ -91,3 +91,52 @@ def test_s3_targets_need_the_secret_credentials() -> None:
     _config({})
     with pytest.raises(SettingsError, match="keelson:s3Credentials is not set"):
         secret_env(pulumi.Config("keelson"), data)
+
+
+@pulumi_test
+def test_the_addons_follow_the_cluster_through_a_provider_made_from_its_kubeconfig(
+    mocks: Recorder, known_hosts: Path
+) -> Any:
+    mocks.extra[PHASE_GROUP] = lambda a: {"state": {}}
+    _config(
+        {
+            "keelson:inventory": "inventory/examples/lab.yaml",  # the default addons: storage, metrics, ingress
+            "keelson:machines": "existing",
+            "keelson:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nstand-in\n",
+            "keelson:knownHosts": known_hosts.read_text(),
+        },
+        ["keelson:sshPrivateKey"],
+    )
+    built = program.build()
+    assert built.addons is not None
+
+    def check(_: Any) -> None:
+        assert mocks.names("keelson:addons:ClusterAddons") == ["lab-addons"]
+        assert mocks.names("keelson:addons:LocalPathStorage") == ["lab-addons-local-path"]
+        assert mocks.names("keelson:addons:MetricsServer") == ["lab-addons-metrics-server"]
+        assert mocks.names("keelson:addons:TraefikIngress") == ["lab-addons-traefik"]
+        (provider,) = mocks.of_type("pulumi:providers:kubernetes")
+        assert provider.name == "lab-addons-kubernetes"
+        groups = mocks.of_type("kubernetes:yaml/v2:ConfigGroup")
+        assert sorted(g.name for g in groups) == [
+            "lab-addons-local-path",
+            "lab-addons-metrics-server",
+            "lab-addons-traefik",
+        ]
+
+    addons = [built.addons, *built.addons.parts, *(part.objects for part in built.addons.parts)]
+    urns = [r.urn for r in built.cluster.resources.values()] + [r.urn for r in addons]
+    return pulumi.Output.all(*urns).apply(check)
+
+
+def test_an_addon_this_version_does_not_install_stops_the_program_before_anything_is_made(
+    mocks: Recorder, tmp_path: Path
+) -> None:
+    from addons.cluster import AddonNotBuilt
+
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text((ROOT / "inventory/examples/lab.yaml").read_text() + "\naddons: {ingress: nginx}\n")
+    _config({"keelson:inventory": str(inventory), "keelson:machines": "existing"})
+    with pytest.raises(AddonNotBuilt, match=r"addons\.ingress: nginx"):
+        program.build()
+    assert mocks.resources == []

@@ -21,6 +21,7 @@ from roles.engine.runner import run_plan
 from roles.plans import apply
 
 EXAMPLES = Path(__file__).parents[2] / "inventory" / "examples"
+ADDONS = apply.ADDONS_BY_PULUMI
 
 
 def example(name: str, **sections: object) -> Cluster:
@@ -31,13 +32,13 @@ def example(name: str, **sections: object) -> Cluster:
 
 def test_the_apply_plan_names_what_it_does_not_apply_from_this_inventory() -> None:
     lab = example("lab.yaml")  # flannel (applied), the default addons (ingress, storage, metrics: not yet)
-    assert apply.not_applied_yet(lab) == ("addons",)
-    assert apply.not_applied_yet(example("ha-5-windows.yaml")) == ("addons",)  # Windows workers on flannel: applied
+    assert apply.not_applied_yet(lab) == (ADDONS,)
+    assert apply.not_applied_yet(example("ha-5-windows.yaml")) == (ADDONS,)  # Windows workers on flannel: applied
     calico = example("ha-5-windows.yaml", network={"cni": "calico"})  # no Windows side for calico here
-    assert apply.not_applied_yet(calico) == ("network.cni (calico)", "addons", "hosts (windows)")
+    assert apply.not_applied_yet(calico) == ("network.cni (calico)", ADDONS, "hosts (windows)")
     bare = example("lab.yaml", addons={"ingress": "none", "storage": "none", "metrics": False})
     assert apply.not_applied_yet(bare) == ()  # CoreDNS comes with kubeadm; nothing else asked for
-    assert apply.not_applied_yet(example("lab.yaml", addons={"dashboard": True})) == ("addons",)
+    assert apply.not_applied_yet(example("lab.yaml", addons={"dashboard": True})) == (ADDONS,)
     assert apply.plan(lab).not_applied == apply.not_applied_yet(lab)
     assert apply.plan(bare).not_applied == ()
 
