@@ -34,6 +34,34 @@ def _upstream_gomod(module: str, version: str, cwd: Path) -> str:
     return Path(info["GoMod"]).read_text()
 
 
+_REPLACE = re.compile(r"^\s*(?:replace\s+)?(\S+(?:\s+v\S+)?)\s+=>\s+(\S+(?:\s+v\S+)?)\s*(?://.*)?$")
+
+
+def module_replaces(gomod: str) -> list[str]:
+    """The upstream go.mod's `replace`s that point at another module (a fork), as `old => new version` lines.
+
+    Go ignores a dependency's replaces, so a recipe that requires the module must repeat them to build what upstream
+    builds (traefik's forks of go-http-auth, mux, minheap). Replaces into local folders (`=> ./staging/…`, which
+    Kubernetes has) are left out: those folders are not in the module; Kubernetes' are replaced by version instead.
+    """
+    out: list[str] = []
+    in_block = False
+    for raw in gomod.splitlines():
+        line = raw.split("//", 1)[0].strip()
+        if line.startswith("replace ("):
+            in_block = True
+            continue
+        if in_block and line == ")":
+            in_block = False
+            continue
+        if not (in_block or line.startswith("replace ")):
+            continue
+        match = _REPLACE.match(line)
+        if match and not match.group(2).startswith((".", "/")):
+            out.append(f"{match.group(1)} => {match.group(2)}")
+    return out
+
+
 def _pin_env() -> dict[str, str]:
     env = go_env()
     env["GOFLAGS"] = "-mod=mod -buildvcs=false"
@@ -52,6 +80,7 @@ def _module_of(recipe: Recipe) -> str:
         "etcd": "go.etcd.io/etcd/server/v3",
         "metrics-server": "sigs.k8s.io/metrics-server",
         "local-path-provisioner": "github.com/rancher/local-path-provisioner",
+        "traefik": "github.com/traefik/traefik/v3",
     }
     return known[recipe.component]
 
@@ -71,6 +100,9 @@ def pin_recipe(recipe: Recipe, release: Release) -> Path:
         staging = re.findall(r"^\s+(k8s\.io/\S+) => \./staging/", upstream, re.M)
         staging_version = "v0." + release.kubernetes.split(".", 1)[1]
         lines += ["", "replace ("] + [f"\t{m} => {m} {staging_version}" for m in staging] + [")"]
+    forks = module_replaces(upstream)
+    if forks:
+        lines += ["", "replace ("] + [f"\t{r}" for r in forks] + [")"]
     stubs = STUBS.get(recipe.component, {})
     if stubs:
         lines += ["", "replace ("] + [f"\t{m} => ./stubs/{src.name}" for m, src in stubs.items()] + [")"]
