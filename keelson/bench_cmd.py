@@ -145,14 +145,26 @@ def artifacts(
     cold: Annotated[
         bool, typer.Option("--cold", help="also build the whole set with empty caches (tens of minutes; Go needed)")
     ] = False,
+    compare_binaries: Annotated[
+        bool,
+        typer.Option(
+            "--compare-binaries",
+            help="also build, in a temp folder from the warm Go caches, the one multi-call Kubernetes binary and the "
+            "seven programs separately: wall s, CPU s and MiB of each (minutes; Go needed)",
+        ),
+    ] = False,
+    install: Annotated[
+        bool, typer.Option(help="install the set on 3 fresh lab hosts (--no-install: no lab; install_s null)")
+    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="print only the JSON object")] = False,
 ) -> None:
     """The artifact set: `build_warm_s` (and the CLI's), `set_mib`, `install_s` (the node role from `local` on 3 fresh
-    lab hosts) and its no-op; with --cold, `build_cold_s` with every cache empty."""
+    lab hosts) and its no-op; with --cold, `build_cold_s` with every cache empty; with --compare-binaries,
+    `multicall_build_s`/`separate_build_s`, `…_cpu_s`, `…_mib` (one multi-call binary vs seven programs)."""
     _preflight()
     from provision.bench.artifacts_bench import bench_artifacts
 
-    result = bench_artifacts(cold)
+    result = bench_artifacts(cold, compare=compare_binaries, install_set=install)
     if not as_json:
         typer.echo(
             f"set {result['set_mib']} MiB; warm build {result['build_warm_s']} s (CLI {result['build_warm_cli_s']} s); "
@@ -160,6 +172,13 @@ def artifacts(
             f"cold build {result['build_cold_s']} s",
             err=True,
         )
+        if compare_binaries:
+            typer.echo(
+                f"one multi-call binary: {result['multicall_build_s']} s, {result['multicall_cpu_s']} CPU s, "
+                f"{result['multicall_mib']} MiB; seven programs: {result['separate_build_s']} s, "
+                f"{result['separate_cpu_s']} CPU s, {result['separate_mib']} MiB",
+                err=True,
+            )
     typer.echo(json.dumps(result))
 
 

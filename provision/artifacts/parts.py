@@ -73,19 +73,28 @@ def _remove_stale(name: str, keep: Path) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
+GoRunner = Callable[[list[str], Path, dict[str, str]], str]  # run_go's shape: (args, cwd, env) -> stdout
+
+
+def go_build_targets(recipe: Recipe, bin_dir: Path, cwd: Path | None = None, run: GoRunner = run_go) -> None:
+    """`go build` every target of a Go recipe into `bin_dir`, one after the other: static, -trimpath, stripped,
+    version stamped — the one place the build's flags are made (`keelson bench artifacts --compare-binaries` builds
+    other targets of the Kubernetes recipe with them). Modules must be downloaded already."""
+    static = ("-linkmode", "external", "-extldflags", "'-static'") if recipe.cgo else ()
+    ldflags = " ".join(("-s", "-w", *static, *recipe.ldflags))
+    env = go_env(cgo=recipe.cgo)
+    for target in recipe.targets:
+        out = bin_dir / target.output
+        run(["build", "-trimpath", "-ldflags", ldflags, "-o", str(out), target.package], cwd or recipe.dir, env)
+
+
 def go_build(recipe: Recipe, work: Path, source: Path | None = None) -> dict[str, object]:
     """Build every target of a Go recipe (static, -trimpath, stripped, version stamped) into `work/bin`, from the
     recipe's folder (or a copy of it, `source`, where files were generated before the build)."""
     cwd = source or recipe.dir
     (work / "bin").mkdir()
     run_go(["mod", "download"], cwd=cwd)
-    static = ("-linkmode", "external", "-extldflags", "'-static'") if recipe.cgo else ()
-    ldflags = " ".join(("-s", "-w", *static, *recipe.ldflags))
-    env = go_env(cgo=recipe.cgo)
-    for target in recipe.targets:
-        out = work / "bin" / target.output
-        argv = ["build", "-trimpath", "-ldflags", ldflags, "-o", str(out), target.package]
-        run_go(argv, cwd=cwd, env=env)
+    go_build_targets(recipe, work / "bin", cwd)
     for link, to in recipe.links.items():
         os.symlink(to, work / "bin" / link)
     return {"component": recipe.component, "version": recipe.version, "go": go_version()}
