@@ -1,21 +1,20 @@
-"""`keelson verify`: a bounded drill on a running cluster, each check a pass or a fail with its reason and figures.
+"""`keelson verify`: a bounded drill on a running cluster, each check a pass, a fail or a skip with its reason and
+figures. Safe by default — it reads, and boots a scratch host of its own; only `chaos` touches the cluster:
 
 - etcd: every member of the inventory healthy (`endpoint health --cluster`, asked from the first member that answers);
 - API: `/readyz` through the VIP, and every Linux node of the inventory Ready;
-- VIP failover (unless skipped): keepalived stopped on the holder (it hands the VIP over at once, priority 0), the
-  seconds until another load-balancer host holds the VIP and the API answers through it, then keepalived started
-  again on the old holder (`nopreempt`: the VIP stays where it went). Connections through the old holder break, as
-  in any failover: this is the one check that touches the cluster;
-- certificates: none expires within `warn_days` on any host or in the state dir (`roles/pki/expiry.py`).
-
-Not done here yet: restoring a backup into scratch hosts and comparing its object count.
+- certificates: none expires within `warn_days` on any host or in the state dir (`roles/pki/expiry.py`);
+- restore: the newest backup (or, `fresh_backup`, one taken now) restored into a scratch host — never the live
+  cluster — and its objects under /registry/ counted against the live cluster's at the snapshot's revision
+  (`backups/scratch.py`; `scratch="none"` skips it, as does a machine where no scratch lab can boot);
+- with `chaos` (`roles/control_plane/verify_chaos.py`): a VIP failover measured (keepalived stopped on the holder:
+  connections through it break), and one etcd member stopped — the cluster must keep quorum and take a write
+  through the API — then started again and healthy within a deadline.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -32,15 +31,22 @@ from roles.pki.expiry import check as cert_check
 from roles.pki.expiry import expiring
 from roles.state import StateDir
 
-FAILOVER_DEADLINE_S = 30.0
-
 
 @dataclass
 class Check:
     name: str
-    ok: bool
+    ok: bool  # a skipped check is not a pass: ok is False, and `skipped` says it does not fail the run
     detail: str
     figures: dict[str, Any] = field(default_factory=dict)
+    skipped: bool = False
+
+    @property
+    def status(self) -> str:
+        return "skipped" if self.skipped else "pass" if self.ok else "fail"
+
+
+def skipped(name: str, why: str) -> Check:
+    return Check(name, False, why, skipped=True)
 
 
 @dataclass
@@ -49,13 +55,19 @@ class Verified:
 
     @property
     def ok(self) -> bool:
-        return all(c.ok for c in self.checks)
+        """Every check passed or was skipped (with its reason)."""
+        return all(c.ok or c.skipped for c in self.checks)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "checks": [asdict(c) for c in self.checks]}
+        return {"ok": self.ok, "checks": [{**asdict(c), "status": c.status} for c in self.checks]}
+
+    def lines(self) -> list[tuple[str, str]]:
+        """(mark, text) per check: PASS, FAIL or SKIP, then `name: detail`."""
+        marks = {"pass": "PASS", "fail": "FAIL", "skipped": "SKIP"}
+        return [(marks[c.status], f"{c.name}: {c.detail}") for c in self.checks]
 
 
-def _first_answering(pool: ConnectionPool, hosts: list[Host]) -> Transport | None:
+def first_answering(pool: ConnectionPool, hosts: list[Host]) -> Transport | None:
     for host in hosts:
         try:
             return pool.get(host)
@@ -67,7 +79,7 @@ def _first_answering(pool: ConnectionPool, hosts: list[Host]) -> Transport | Non
 def etcd_check(cluster: Cluster, pool: ConnectionPool) -> Check:
     nodes = NodeIPs(cluster)
     names = {member_client_url(cluster, h, nodes): h.name for h in cluster.etcd_members}
-    asker = _first_answering(pool, cluster.etcd_members)
+    asker = first_answering(pool, cluster.etcd_members)
     if asker is None:
         return Check("etcd", False, "no etcd member accepts an SSH login")
     report = parse_health(asker.run(health_command(cluster, nodes), timeout=60).stdout)
@@ -87,17 +99,17 @@ def etcd_check(cluster: Cluster, pool: ConnectionPool) -> Check:
     )
 
 
-def _readyz(transport: Transport, cluster: Cluster) -> bool:
+def readyz(transport: Transport, cluster: Cluster) -> bool:
     url = f"https://{cluster.api_endpoint}/readyz"
     check = f"curl -fsS --max-time 2 --cacert {DEFAULTS.pki_dir}/ca.crt {url}"
     return transport.run(check, timeout=15).stdout.strip() == "ok"
 
 
 def api_check(cluster: Cluster, pool: ConnectionPool) -> Check:
-    master = _first_answering(pool, cluster.masters)
+    master = first_answering(pool, cluster.masters)
     if master is None:
         return Check("api", False, "no master accepts an SSH login")
-    if not _readyz(master, cluster):
+    if not readyz(master, cluster):
         return Check(
             "api", False, f"https://{cluster.api_endpoint}/readyz does not answer ok (asked from {master.host})"
         )
@@ -108,48 +120,6 @@ def api_check(cluster: Cluster, pool: ConnectionPool) -> Check:
     if missing:
         return Check("api", False, f"API answers through the VIP; not Ready: {', '.join(missing)}", figures)
     return Check("api", True, f"/readyz ok through the VIP; {len(wanted)} nodes Ready", figures)
-
-
-def holders(cluster: Cluster, pool: ConnectionPool) -> list[str]:
-    vip = cluster.control_plane.vip.ip
-    out = []
-    for host in cluster.lb_hosts:
-        try:
-            if pool.get(host).run(f"ip -o addr show to {vip}", timeout=10).stdout.strip():
-                out.append(host.name)
-        except KeelsonError:
-            continue
-    return out
-
-
-def failover_check(cluster: Cluster, pool: ConnectionPool, clock: Callable[[], float] = time.monotonic) -> Check:
-    if cluster.control_plane.load_balancer == "external" or len(cluster.lb_hosts) < 2:
-        return Check("vip failover", True, "skipped: no keepalived pair to fail over", {})
-    before = holders(cluster, pool)
-    if len(before) != 1:
-        return Check("vip failover", False, f"the VIP must have exactly one holder, found {before or 'none'}")
-    old = next(h for h in cluster.lb_hosts if h.name == before[0])
-    others = [h for h in cluster.masters if h.name != old.name]
-    asker = _first_answering(pool, others)
-    if asker is None:
-        return Check("vip failover", False, "no other master accepts an SSH login to watch the failover from")
-    started = clock()
-    pool.get(old).run("systemctl stop keepalived", timeout=60, check=True)
-    try:
-        new: list[str] = []
-        while clock() - started < FAILOVER_DEADLINE_S:
-            new = [h for h in holders(cluster, pool) if h != old.name]
-            if new and _readyz(asker, cluster):
-                took = round(clock() - started, 3)
-                return Check(
-                    "vip failover",
-                    True,
-                    f"keepalived stopped on {old.name}: {new[0]} holds the VIP and the API answers after {took} s",
-                    {"failover_s": took, "from": old.name, "to": new[0]},
-                )
-        return Check("vip failover", False, f"no other host took the VIP within {FAILOVER_DEADLINE_S:.0f} s")
-    finally:
-        pool.get(old).run("systemctl start keepalived", timeout=60)
 
 
 def cert_check_(cluster: Cluster, pool: ConnectionPool, state: StateDir | None, warn_days: int) -> Check:
@@ -168,15 +138,36 @@ def cert_check_(cluster: Cluster, pool: ConnectionPool, state: StateDir | None, 
     return Check("certificates", True, f"{len(checked.records)} certificates, none within {warn_days} days", figures)
 
 
-def verify(cluster: Cluster, state: StateDir | None, *, warn_days: int = 30, failover: bool = True) -> Verified:
+def restore_check(cluster: Cluster, *, scratch: str, fresh_backup: bool) -> Check:
+    from backups.scratch import drill
+
+    done = drill(cluster, scratch=scratch, fresh=fresh_backup)
+    if done.status == "skipped":
+        return Check("restore", False, done.detail, done.figures, skipped=True)
+    return Check("restore", done.status == "pass", done.detail, done.figures)
+
+
+def verify(
+    cluster: Cluster,
+    state: StateDir | None,
+    *,
+    warn_days: int = 30,
+    chaos: bool = False,
+    scratch: str = "lab",
+    fresh_backup: bool = False,
+) -> Verified:
+    from roles.control_plane.verify_chaos import etcd_member_check, failover_check
+
     pool = ConnectionPool(cluster)
     done = Verified()
     try:
         done.checks.append(etcd_check(cluster, pool))
         done.checks.append(api_check(cluster, pool))
-        if failover:
-            done.checks.append(failover_check(cluster, pool))
         done.checks.append(cert_check_(cluster, pool, state, warn_days))
+        done.checks.append(restore_check(cluster, scratch=scratch, fresh_backup=fresh_backup))
+        if chaos:
+            done.checks.append(failover_check(cluster, pool))
+            done.checks.append(etcd_member_check(cluster, pool))
     finally:
         pool.close()
     return done

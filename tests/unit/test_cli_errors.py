@@ -157,7 +157,10 @@ CASES: list[tuple[str, list[str], int, str]] = [
     ("reset-master", ["reset", "-i", "{loop}", "m3", "--yes"], 2, "m3: a master or etcd member of the cluster"),
     ("reset-unreachable", ["reset", "-i", "{loop}", "--all", "--yes"], 1, "cannot connect to 127.0.0.1"),
     ("verify-negative-days", ["verify", "-i", "{loop}", "--warn-days", "-1"], 2, "--warn-days"),
-    ("verify-unreachable", ["verify", "-i", "{loop}", "--no-failover"], 1, "FAIL etcd: no etcd member accepts"),
+    ("verify-unreachable", ["verify", "-i", "{loop}"], 1, "FAIL etcd: no etcd member accepts"),
+    ("verify-restore-unreachable", ["verify", "-i", "{loop}", "--chaos"], 1, "FAIL restore: no etcd member answered"),
+    ("verify-bad-scratch", ["verify", "-i", "{loop}", "--scratch", "cloud"], 2, "Invalid value for '--scratch'"),
+    ("verify-old-failover-flag", ["verify", "-i", "{loop}", "--no-failover"], 2, "No such option: --no-failover"),
     ("upgrade-no-to", ["upgrade", "-i", "{loop}"], 2, "Missing option '--to'"),
     ("upgrade-bad-version", ["upgrade", "-i", "{loop}", "--to", "latest"], 2, "'latest' is not a Kubernetes version"),
     (
