@@ -164,7 +164,9 @@ def install_etcd(cluster: Cluster, work: Path) -> None:
     from roles.etcd.steps import etcd_binaries
 
     phase = Phase("verify | etcd binaries on the scratch host", hosts=lambda c: c.hosts, steps=etcd_binaries(cluster))
-    report = run_plan([phase], RunContext(cluster, work / "scratch-state"))
+    state = work / "scratch-state"
+    state.mkdir(mode=0o700, exist_ok=True)
+    report = run_plan([phase], RunContext(cluster, state))
     if not report.ok:
         errors = "; ".join(f"{h}: {'; '.join(s.errors)}" for h, s in report.hosts.items() if s.errors)
         raise DrillFailed(f"etcd's binaries could not be installed on the scratch host: {errors or 'failed'}")
