@@ -25,3 +25,30 @@ def config_group(name: str, objects: list[dict[str, Any]], parent: pulumi.Resour
     from pulumi_kubernetes.yaml.v2 import ConfigGroup, ConfigGroupArgs
 
     return ConfigGroup(name, ConfigGroupArgs(objs=objects), opts=pulumi.ResourceOptions(parent=parent))
+
+
+def config_groups_with_secret(
+    name: str, objects: list[dict[str, Any]], secret: dict[str, Any], parent: pulumi.Resource
+) -> pulumi.Resource:
+    """The objects with a Secret their pods read, in an order that needs no retry: the Namespace (the objects'
+    first) as a ConfigGroup of its own, then the Secret — a resource of its own, so that only it is secret in the
+    stack's state, not every object beside it — then the rest, whose Deployments find the Secret when they start."""
+    import pulumi_kubernetes as k8s
+    from pulumi_kubernetes.yaml.v2 import ConfigGroup, ConfigGroupArgs
+
+    namespace, rest = objects[0], objects[1:]
+    if namespace["kind"] != "Namespace" or namespace["metadata"]["name"] != secret["metadata"]["namespace"]:
+        raise ValueError("the objects must begin with the Secret's Namespace")
+    made = ConfigGroup(
+        f"{name}-namespace", ConfigGroupArgs(objs=[namespace]), opts=pulumi.ResourceOptions(parent=parent)
+    )
+    stored = k8s.core.v1.Secret(
+        f"{name}-{secret['metadata']['name']}",
+        metadata=secret["metadata"],
+        type=secret.get("type", "Opaque"),
+        string_data=secret["stringData"],
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[made]),
+    )
+    return ConfigGroup(
+        name, ConfigGroupArgs(objs=rest), opts=pulumi.ResourceOptions(parent=parent, depends_on=[stored])
+    )

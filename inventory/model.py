@@ -212,9 +212,22 @@ class Network(Strict):
     network_policy: bool = True
 
 
+def _export_path(path: str) -> str:
+    if not path.startswith("/") or any(c.isspace() or c in "\"'\\" for c in path) or ".." in path.split("/"):
+        raise ValueError("must be the export's absolute path (no spaces, quotes or '..')")
+    return path
+
+
 class NFS(Strict):
-    server: str
-    path: str
+    """The export `storage: nfs` provisions volumes in (a folder per PVC); every node mounts it."""
+
+    server: IPAddress | str = Field(description="address or DNS name of the NFS server")
+    path: Annotated[str, AfterValidator(_export_path)] = Field(description="the export, e.g. /exports/k8s")
+
+    @field_validator("server", mode="before")
+    @classmethod
+    def _server(cls, value: object) -> object:
+        return host_address(value)
 
 
 class Addons(Strict):

@@ -197,9 +197,14 @@ def backup_targets(cluster: Cluster) -> Iterator[Violation]:
                 f"backups.targets[{first[0]}] already sends {target.user}@{target.host} to {first[1]}: "
                 "the backup key is pinned to one folder per user (use another user for another folder)",
             )
-    nfs = cluster.addons
-    if nfs.storage == "nfs" and nfs.nfs is None:
-        yield Violation(("addons", "storage"), "storage: nfs needs addons.nfs: {server, path}")
+
+
+def nfs_settings(cluster: Cluster) -> Iterator[Violation]:
+    addons = cluster.addons
+    if addons.storage == "nfs" and addons.nfs is None:
+        yield Violation(("addons", "storage"), "storage: nfs needs addons.nfs: {server: <address>, path: <export>}")
+    if addons.storage != "nfs" and addons.nfs is not None:
+        yield Violation(("addons", "nfs"), f"addons.nfs is only read with storage: nfs (storage is {addons.storage})")
 
 
 def kubernetes_release(cluster: Cluster) -> Iterator[Violation]:
@@ -229,6 +234,7 @@ RULES: tuple[Rule, ...] = (
     windows_only_workers,
     vip_placement,
     backup_targets,
+    nfs_settings,
 )
 
 

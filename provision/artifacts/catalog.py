@@ -33,6 +33,23 @@ class Release:
     # the set's debian-busybox part (busybox-static 1:1.35.0-4+deb12u1 in Debian 12), tagged with its upstream
     # version. The build refuses a part of another version (images.busybox_version), so the tag never lies.
     busybox: str
+    # Add-ons installed from upstream's own images, which the set does not hold (not built here: nginx + Lua, or
+    # no Go recipe yet). Pinned to one upstream release each, the same for every Kubernetes release: rendered and
+    # validated by a server-side dry run, not proven running in the lab. A cluster whose nodes pull (source:
+    # upstream or mirror) installs them; an air-gapped one (source: local) refuses them (addons/cluster.py).
+    ingress_nginx: str = "v1.15.1"  # kubernetes/ingress-nginx controller, its last release (retired March 2026)
+    ingress_nginx_certgen: str = "v1.6.9"  # its admission webhook's certificate Jobs (kube-webhook-certgen)
+    nfs_provisioner: str = "v4.0.2"  # kubernetes-sigs/nfs-subdir-external-provisioner (the chart's image)
+    prometheus: str = "v3.14.0"  # prometheus/prometheus (prometheus-community chart 29.27.0)
+    node_exporter: str = "v1.12.1"  # prometheus/node_exporter
+    grafana: str = "13.2.0"  # grafana/grafana (grafana-community chart 12.11.1)
+    loki: str = "3.7.6"  # grafana/loki, single binary
+    fluent_bit: str = "5.1.1"  # fluent/fluent-bit (fluent chart 0.58.1)
+    dashboard_api: str = "1.13.0"  # kubernetes/dashboard's modules as its chart 7.13.0 pins them
+    dashboard_web: str = "1.7.0"
+    dashboard_auth: str = "1.3.0"
+    dashboard_metrics_scraper: str = "1.2.2"
+    kong: str = "3.8"  # the dashboard's DB-less gateway (its chart's kong dependency 2.46.0)
 
     @property
     def minor(self) -> tuple[int, int]:
@@ -78,6 +95,57 @@ class Release:
     @property
     def busybox_image(self) -> str:
         return f"docker.io/library/busybox:{self.busybox}"
+
+    @property
+    def set_addon_images(self) -> tuple[str, ...]:
+        """The add-ons' images the artifact set holds (images.images() builds them)."""
+        return (self.metrics_server_image, self.local_path_provisioner_image, self.busybox_image, self.traefik_image)
+
+    @property
+    def ingress_nginx_image(self) -> str:
+        return f"registry.k8s.io/ingress-nginx/controller:{self.ingress_nginx}"
+
+    @property
+    def ingress_nginx_certgen_image(self) -> str:
+        return f"registry.k8s.io/ingress-nginx/kube-webhook-certgen:{self.ingress_nginx_certgen}"
+
+    @property
+    def nfs_provisioner_image(self) -> str:
+        return f"registry.k8s.io/sig-storage/nfs-subdir-external-provisioner:{self.nfs_provisioner}"
+
+    @property
+    def prometheus_image(self) -> str:
+        return f"quay.io/prometheus/prometheus:{self.prometheus}"
+
+    @property
+    def node_exporter_image(self) -> str:
+        return f"quay.io/prometheus/node-exporter:{self.node_exporter}"
+
+    @property
+    def grafana_image(self) -> str:
+        return f"docker.io/grafana/grafana:{self.grafana}"
+
+    @property
+    def loki_image(self) -> str:
+        return f"docker.io/grafana/loki:{self.loki}"
+
+    @property
+    def fluent_bit_image(self) -> str:
+        return f"cr.fluentbit.io/fluent/fluent-bit:{self.fluent_bit}"
+
+    def dashboard_image(self, module: str) -> str:
+        """`module`: api, web, auth or metrics-scraper."""
+        version = {
+            "api": self.dashboard_api,
+            "web": self.dashboard_web,
+            "auth": self.dashboard_auth,
+            "metrics-scraper": self.dashboard_metrics_scraper,
+        }[module]
+        return f"docker.io/kubernetesui/dashboard-{module}:{version}"
+
+    @property
+    def kong_image(self) -> str:
+        return f"docker.io/library/kong:{self.kong}"  # Docker Hub's official image
 
 
 RELEASES: dict[str, Release] = {

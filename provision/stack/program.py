@@ -22,7 +22,7 @@ from inventory.model import Cluster
 from provision.artifacts.catalog import release
 from provision.cluster import ClusterArgs, KeelsonCluster
 from provision.machines.base import HostEntry, MachineSource
-from provision.stack.settings import SettingsError, StackSettings, secret_env
+from provision.stack.settings import SettingsError, StackSettings, grafana_password, secret_env
 
 # Placeholders in the inventory the program passes on: each run puts its private copy of the key and known_hosts
 # in their place (provision/cluster/workdir.py).
@@ -130,7 +130,9 @@ def build() -> Built:
     config = pulumi.Config("keelson")
     settings = StackSettings.load(config)
     base = load_inventory(settings.inventory)
-    refuse_unbuilt(base.addons)
+    cluster_release = release(base.kubernetes.release_version)
+    refuse_unbuilt(base.addons, base.kubernetes.artifacts.source, cluster_release)
+    grafana = grafana_password(config, base.addons)
     machines = machine_source(settings, base, config)
     inventory = pulumi.Output.all(machines.inventory_hosts, machines.control_plane).apply(
         lambda v: stack_inventory(base, v[0], v[1], settings.labels, machines.ssh_user)
@@ -142,7 +144,9 @@ def build() -> Built:
     pulumi.export("kubeconfig", cluster.kubeconfig)
     if not wanted(base.addons):
         return Built(cluster, None)
-    addons_args = ClusterAddonsArgs(cluster.kubeconfig, base.addons, release(base.kubernetes.release_version))
+    addons_args = ClusterAddonsArgs(
+        cluster.kubeconfig, base.addons, cluster_release, base.kubernetes.artifacts.source, grafana
+    )
     addons = ClusterAddons(f"{base.name}-addons", addons_args, pulumi.ResourceOptions(depends_on=[cluster]))
     pulumi.export("addons", addons.installed)
     return Built(cluster, addons)

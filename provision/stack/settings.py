@@ -13,6 +13,7 @@ keelson:knownHosts      the hosts' keys (existing; default: the inventory's know
 keelson:s3Credentials   secret {accessKeyId, secretAccessKey}: for every S3 backup target (the variables its
                         credentials_env names)
 keelson:sudoPassword    secret: for hosts whose ssh.sudo_password_env is set
+keelson:grafanaAdminPassword   secret: Grafana's admin password (addons monitoring or logging)
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any, Literal
 import pulumi
 
 from inventory.errors import KeelsonError
-from inventory.model import Cluster, S3Target
+from inventory.model import Addons, Cluster, S3Target
 
 Source = Literal["existing", "lab", "libvirt", "hcloud"]
 SOURCES: tuple[Source, ...] = ("existing", "lab", "libvirt", "hcloud")
@@ -63,6 +64,19 @@ class StackSettings:
             labels={str(h): {str(k): str(v) for k, v in m.items()} for h, m in labels.items()},
             known_hosts=config.get("knownHosts"),
         )
+
+
+def grafana_password(config: pulumi.Config, addons: Addons) -> pulumi.Output[str] | None:
+    """Grafana's admin password (monitoring or logging on), from secret config: never a default one."""
+    if not (addons.monitoring or addons.logging):
+        return None
+    password = config.get_secret("grafanaAdminPassword")
+    if password is None:
+        raise SettingsError(
+            "the inventory turns on monitoring or logging, whose Grafana needs keelson:grafanaAdminPassword",
+            hint="pulumi config set --secret keelson:grafanaAdminPassword …",
+        )
+    return password
 
 
 def secret_env(config: pulumi.Config, cluster: Cluster) -> pulumi.Output[dict[str, str]]:

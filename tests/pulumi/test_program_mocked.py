@@ -129,14 +129,89 @@ def test_the_addons_follow_the_cluster_through_a_provider_made_from_its_kubeconf
     return pulumi.Output.all(*urns).apply(check)
 
 
-def test_an_addon_this_version_does_not_install_stops_the_program_before_anything_is_made(
+def test_an_air_gapped_cluster_refuses_addons_not_in_the_set_before_anything_is_made(
     mocks: Recorder, tmp_path: Path
 ) -> None:
     from addons.cluster import AddonNotBuilt
 
     inventory = tmp_path / "inventory.yaml"
-    inventory.write_text((ROOT / "inventory/examples/lab.yaml").read_text() + "\naddons: {ingress: nginx}\n")
+    text = (ROOT / "inventory/examples/lab.yaml").read_text()
+    air_gapped = text.replace(
+        "kubernetes: {version: v1.37.2}", "kubernetes: {version: v1.37.2, artifacts: {source: local}}"
+    )
+    assert air_gapped != text
+    inventory.write_text(air_gapped + "\naddons: {ingress: nginx}\n")
     _config({"keelson:inventory": str(inventory), "keelson:machines": "existing"})
-    with pytest.raises(AddonNotBuilt, match=r"addons\.ingress: nginx"):
+    with pytest.raises(
+        AddonNotBuilt, match=r"addons\.ingress: nginx \(not in the set: registry\.k8s\.io/ingress-nginx/"
+    ):
         program.build()
     assert mocks.resources == []
+
+
+def test_grafana_without_its_password_stops_the_program_before_anything_is_made(
+    mocks: Recorder, tmp_path: Path
+) -> None:
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text((ROOT / "inventory/examples/lab.yaml").read_text() + "\naddons: {logging: true}\n")
+    _config({"keelson:inventory": str(inventory), "keelson:machines": "existing"})
+    with pytest.raises(SettingsError, match="keelson:grafanaAdminPassword"):
+        program.build()
+    assert mocks.resources == []
+
+
+@pulumi_test
+def test_nodes_that_pull_get_the_addons_from_upstream_images(mocks: Recorder, known_hosts: Path, tmp_path: Path) -> Any:
+    """lab.yaml's source is upstream: ingress-nginx, NFS, monitoring, logging and the dashboard are made, logging
+    without a Grafana of its own (monitoring's shows Loki), Grafana's admin password a secret from config."""
+    mocks.extra[PHASE_GROUP] = lambda a: {"state": {}}
+    inventory = tmp_path / "inventory.yaml"
+    every = "{ingress: nginx, storage: nfs, nfs: {server: 198.18.0.21, path: /srv/nfs}, monitoring: true, "
+    every += "logging: true, dashboard: true}"
+    inventory.write_text((ROOT / "inventory/examples/lab.yaml").read_text() + f"\naddons: {every}\n")
+    _config(
+        {
+            "keelson:inventory": str(inventory),
+            "keelson:machines": "existing",
+            "keelson:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nstand-in\n",
+            "keelson:knownHosts": known_hosts.read_text(),
+            "keelson:grafanaAdminPassword": "not-a-default",
+        },
+        ["keelson:sshPrivateKey", "keelson:grafanaAdminPassword"],
+    )
+    built = program.build()
+    assert built.addons is not None
+
+    def check(_: Any) -> None:
+        for kind, name in [
+            ("NFSStorage", "lab-addons-nfs"),
+            ("MetricsServer", "lab-addons-metrics-server"),
+            ("IngressNginx", "lab-addons-ingress-nginx"),
+            ("Monitoring", "lab-addons-monitoring"),
+            ("Logging", "lab-addons-logging"),
+            ("Dashboard", "lab-addons-dashboard"),
+        ]:
+            assert mocks.names(f"keelson:addons:{kind}") == [name]
+        assert not mocks.names("keelson:addons:TraefikIngress") and not mocks.names("keelson:addons:LocalPathStorage")
+        groups = {g.name: g.inputs for g in mocks.of_type("kubernetes:yaml/v2:ConfigGroup")}
+        assert sorted(groups) == [
+            "lab-addons-dashboard",
+            "lab-addons-ingress-nginx",
+            "lab-addons-logging",
+            "lab-addons-metrics-server",
+            "lab-addons-monitoring",
+            "lab-addons-monitoring-namespace",  # first the namespace, then Grafana's Secret, then the rest
+            "lab-addons-nfs",
+        ]
+        assert [o["kind"] for o in groups["lab-addons-monitoring-namespace"]["objs"]] == ["Namespace"]
+        kinds = [(o["kind"], o["metadata"]["name"]) for o in groups["lab-addons-monitoring"]["objs"]]
+        assert ("Deployment", "grafana") in kinds and ("Secret", "grafana-admin") not in kinds
+        logging = [(o["kind"], o["metadata"]["name"]) for o in groups["lab-addons-logging"]["objs"]]
+        assert ("Deployment", "loki") in logging and ("Deployment", "grafana") not in logging
+        (secret,) = mocks.of_type("kubernetes:core/v1:Secret")
+        assert secret.name == "lab-addons-monitoring-grafana-admin"
+        assert secret.inputs["metadata"] == {"name": "grafana-admin", "namespace": "monitoring"}
+        assert "not-a-default" in str(secret.inputs["stringData"])
+
+    addons = [built.addons, *built.addons.parts, *(part.objects for part in built.addons.parts)]
+    return pulumi.Output.all(*[r.urn for r in addons]).apply(check)

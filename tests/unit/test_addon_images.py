@@ -167,6 +167,7 @@ def _written(tmp_path: Path) -> tuple[dict[str, Any], Layers, dict[str, bytes]]:
 def test_the_set_s_images_include_the_addons(tmp_path: Path) -> None:
     configs, layers, contents = _written(tmp_path)
     assert set(ADDONS) | {REL.busybox_image, REL.agnhost_image, REL.pause_image} <= set(configs)
+    assert set(REL.set_addon_images) == set(ADDONS) | {REL.busybox_image}  # what an air-gapped cluster can install
     assert len(configs) == 13  # the 9 of before and the 4 add-ons' images
     for name, (entrypoint, binary) in ADDONS.items():
         config = configs[name]["config"]

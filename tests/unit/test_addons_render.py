@@ -1,21 +1,26 @@
 """The addons' manifests (addons/templates) rendered with their typed arguments: the release's images, secure
-container settings, the inventory's choices; what this version does not install is refused with its name."""
+container settings, the inventory's choices; an air-gapped cluster refuses the addons whose images the artifact set
+lacks, naming them. (The addons from upstream's images: test_addons_upstream.py.)"""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from addons.cluster import AddonNotBuilt, not_installed, refuse_unbuilt, wanted
+from addons.cluster import AddonNotBuilt, addon_args, images_of, not_installed, objects_of, refuse_unbuilt, wanted
 from addons.ingress import TraefikArgs, traefik_objects
 from addons.metrics import MetricsServerArgs, metrics_server_objects
 from addons.render import as_yaml
 from addons.storage import LocalPathArgs, local_path_objects
-from inventory.model import Addons
+from inventory.model import NFS, Addons
 from provision.artifacts.catalog import DEFAULT_KUBERNETES, release
 
 RELEASE = release(DEFAULT_KUBERNETES)
+NFS_SETTINGS = NFS(server="nas.lan", path="/exports/k8s")
+EXAMPLES_LAB = (Path(__file__).parents[2] / "inventory" / "examples" / "lab.yaml").read_text()
 
 
 def by_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
@@ -101,18 +106,43 @@ def test_the_inventory_decides_which_addons_are_made() -> None:
     assert wanted(Addons()) == ["storage", "metrics", "ingress"]  # the defaults: all three proven in the lab
     assert wanted(Addons(ingress="none", storage="none", metrics=False)) == []
     assert wanted(Addons(ingress="none", metrics=False)) == ["storage"]
+    every = Addons(ingress="nginx", storage="nfs", nfs=NFS_SETTINGS, monitoring=True, logging=True, dashboard=True)
+    assert wanted(every) == ["storage", "metrics", "ingress", "monitoring", "logging", "dashboard"]
+    kinds = {name: type(args).__name__ for name, args in addon_args(every, RELEASE).items()}
+    assert kinds == {
+        "storage": "NFSArgs",
+        "metrics": "MetricsServerArgs",
+        "ingress": "IngressNginxArgs",
+        "monitoring": "MonitoringArgs",
+        "logging": "LoggingArgs",
+        "dashboard": "DashboardArgs",
+    }
 
 
 @pytest.mark.parametrize(
     ("settings", "named"),
     [
-        (Addons(ingress="nginx"), "addons.ingress: nginx"),
-        (Addons(storage="nfs"), "addons.storage: nfs"),
-        (Addons(monitoring=True), "addons.monitoring: true"),
-        (Addons(logging=True, dashboard=True), "addons.logging: true; addons.dashboard: true"),
+        (Addons(ingress="nginx"), f"addons.ingress: nginx (not in the set: {RELEASE.ingress_nginx_image})"),
+        (
+            Addons(storage="nfs", nfs=NFS_SETTINGS),
+            f"addons.storage: nfs (not in the set: {RELEASE.nfs_provisioner_image})",
+        ),
+        (Addons(monitoring=True), "addons.monitoring: true (not in the set: docker.io/grafana/grafana:"),
+        (Addons(logging=True, dashboard=True), "addons.logging: true (not in the set: cr.fluentbit.io/"),
+        (Addons(logging=True, dashboard=True), "; addons.dashboard: true (not in the set: docker.io/kubernetesui/"),
     ],
 )
-def test_an_addon_this_version_does_not_install_is_refused_by_name(settings: Addons, named: str) -> None:
-    with pytest.raises(AddonNotBuilt, match=named.replace(".", r"\.")):
-        refuse_unbuilt(settings)
-    assert not_installed(Addons()) == []
+def test_an_air_gapped_cluster_refuses_addons_whose_images_are_not_in_the_set(settings: Addons, named: str) -> None:
+    with pytest.raises(AddonNotBuilt, match=re.escape(named)):
+        refuse_unbuilt(settings, "local", RELEASE)
+    for source in ("upstream", "mirror"):  # nodes that pull get upstream's images
+        assert not_installed(settings, source, RELEASE) == []
+        refuse_unbuilt(settings, source, RELEASE)
+
+
+def test_the_set_s_addons_install_air_gapped() -> None:
+    assert not_installed(Addons(), "local", RELEASE) == []
+    assert not_installed(Addons(ingress="none", storage="none", metrics=False), "local", RELEASE) == []
+    # the set's images are exactly what local-path, metrics-server and traefik run
+    default = [objects_of(a) for a in addon_args(Addons(), RELEASE).values()]
+    assert set().union(*(images_of(o) for o in default)) | {RELEASE.busybox_image} == set(RELEASE.set_addon_images)
