@@ -279,3 +279,18 @@ def test_the_lab_s_dry_run_sends_all_eight_addons_and_their_namespaces() -> None
     made = {o["metadata"]["name"] for o in by_kind(objects, "Namespace")}
     assert set(namespaces(objects)) == made | {"kube-system"}  # each addon's own namespace, and metrics-server's
     assert len(by_kind(objects, "Secret")) == 2  # both Grafanas' admin Secrets (a stand-in password)
+
+
+def test_each_namespace_enforces_the_strictest_pod_security_its_pods_meet() -> None:
+    def level(objects: list[dict[str, Any]]) -> str:
+        (namespace,) = by_kind(objects, "Namespace")
+        labels = namespace["metadata"]["labels"]
+        assert labels["pod-security.kubernetes.io/warn"] == labels["pod-security.kubernetes.io/enforce"]
+        return str(labels["pod-security.kubernetes.io/enforce"])
+
+    assert level(ingress_nginx_objects(IngressNginxArgs.for_release(RELEASE, admission_webhook=True))) == "restricted"
+    assert level(dashboard_objects(DashboardArgs.for_release(RELEASE))) == "restricted"
+    assert level(nfs_objects(NFSArgs.for_release(RELEASE, "n", "/e"))) == "baseline"  # root, an nfs volume
+    assert level(logging_objects(LoggingArgs.for_release(RELEASE))) == "privileged"  # host paths
+    assert level(monitoring_objects(MonitoringArgs.for_release(RELEASE))) == "privileged"  # node-exporter
+    assert level(monitoring_objects(MonitoringArgs.for_release(RELEASE, node_exporter=False))) == "restricted"
