@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from typing import Any
 
@@ -102,6 +103,28 @@ def test_batch_roundtrip_through_a_real_shell(tmp_path) -> None:
     assert first is not None and first.sha256 == "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
     assert facts[1].parse(*parts[1]) is None
     assert parts[1][1] != 0
+
+
+def test_batch_output_is_the_same_where_dd_refuses_its_options(tmp_path) -> None:
+    """The batch's output goes through dd in one piece; a dd that refuses the options (an old or minimal one) leaves
+    it to cat, and the facts read the same."""
+    present = tmp_path / "present"
+    present.write_text("hello\n")
+    facts: list[Fact[Any]] = [FileInfo(str(present)), FileInfo(str(tmp_path / "absent"))]
+    script, nonce = batch_script(facts)
+    refusing = tmp_path / "bin"
+    refusing.mkdir()
+    (refusing / "dd").write_text("#!/bin/sh\necho 'dd: unknown operand status=none' >&2\nexit 1\n")
+    (refusing / "dd").chmod(0o755)
+    env = {**os.environ, "PATH": f"{refusing}:{os.environ['PATH']}"}
+    outputs = [
+        subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=False, env=e)
+        for e in (dict(os.environ), env)
+    ]
+    assert outputs[0].stdout == outputs[1].stdout and outputs[1].stderr == ""
+    parts = split_batch(outputs[1].stdout, len(facts), nonce)
+    assert parts[0][1] == 0 and parts[1][1] != 0
+    assert batch_script([], nonce)[0].startswith("{\n:\n}")  # no facts: still a valid script
 
 
 def test_split_batch_tolerates_missing_and_foreign_markers() -> None:
