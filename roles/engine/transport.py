@@ -30,7 +30,7 @@ from paramiko import MissingHostKeyPolicy
 from inventory.model import OS, Cluster, Host
 from roles.engine.errors import AuthFailed, EngineError, HostUnreachable
 from roles.engine.facts import Fact
-from roles.engine.logins import Gateways, fingerprint, login, login_error, with_retries
+from roles.engine.logins import Gateways, LoginFiles, fingerprint, login, login_error, with_retries
 from roles.engine.ssh_route import Route, load_config, resolve
 
 if TYPE_CHECKING:
@@ -81,6 +81,7 @@ class SSHTransport:
         notice: Notice | None = None,
         route: Route | None = None,
         gateways: Gateways | None = None,
+        login_files: LoginFiles | None = None,
     ) -> None:
         self.host = host.name
         self._notice = notice
@@ -90,7 +91,8 @@ class SSHTransport:
         self._user = self._route.target.user
         self._tofu = trust_on_first_use
         self._known = Path(self._ssh.known_hosts)
-        self._gateways = gateways or Gateways(self._known, self._policy)
+        self._files = login_files or LoginFiles()  # the run's known_hosts and keys, read once (ConnectionPool's)
+        self._gateways = gateways or Gateways(self._known, self._policy, self._files)
         self._sudo_password = os.environ.get(self._ssh.sudo_password_env) if self._ssh.sudo_password_env else None
         if self._ssh.sudo_password_env and self._sudo_password is None:
             raise AuthFailed(
@@ -111,7 +113,7 @@ class SSHTransport:
         route = self._route
         try:
             via = self._gateways.get(route.jumps, self.host) if route.jumps else None
-            return with_retries(lambda: login(route.target, self._known, self._policy(), via))
+            return with_retries(lambda: login(route.target, self._known, self._policy(), via, self._files))
         except EngineError:
             raise
         except Exception as exc:
@@ -410,7 +412,8 @@ class ConnectionPool:
         self._conns: dict[str, Transport] = {}
         self._locks: dict[str, threading.Lock] = {h.name: threading.Lock() for h in cluster.hosts}
         known = Path(cluster.ssh_for(cluster.hosts[0]).known_hosts)
-        self._gateways = Gateways(known, lambda: self._gateway_policy(known))
+        self._login_files = LoginFiles()  # known_hosts and keys read once for all the run's logins
+        self._gateways = Gateways(known, lambda: self._gateway_policy(known), self._login_files)
         self._config_lock = threading.Lock()
         self._config: tuple[SSHConfig | None] | None = None  # read once, on the first connection
         self.gathered: Callable[[str, str], tuple[bool, Any]] | None = None  # the run's fact batch (see read_fact)
@@ -439,6 +442,7 @@ class ConnectionPool:
                     notice=self.notice,
                     route=self.route(host),
                     gateways=self._gateways,
+                    login_files=self._login_files,
                 )
                 self._conns[host.name] = PowerShellTransport(ssh) if host.os is OS.WINDOWS else ssh
             return self._conns[host.name]

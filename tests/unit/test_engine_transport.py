@@ -1,4 +1,5 @@
-"""The SSH transport's own logic without a network: reading a command's whole output, and known_hosts errors."""
+"""The SSH transport's own logic without a network: reading a command's whole output, known_hosts errors, and the
+run's known_hosts and keys read once for all its logins."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import paramiko
 import pytest
 
 from roles.engine.errors import EngineError
-from roles.engine.logins import KnownHostsUnreadable, load_known_hosts, login_error
+from roles.engine.logins import KnownHostsUnreadable, LoginFiles, load_known_hosts, login_error
 from roles.engine.ssh_route import Endpoint
 from roles.engine.transport import SSHTransport
 
@@ -151,7 +152,7 @@ def test_a_bad_known_hosts_line_is_an_error_naming_file_and_line(tmp_path: Path,
     known = tmp_path / "known_hosts"
     known.write_bytes(content)
     with pytest.raises(KnownHostsUnreadable) as caught:
-        load_known_hosts(paramiko.SSHClient(), known)
+        load_known_hosts(known)
     assert str(caught.value).startswith(f"{known}{message}")
     error = login_error(caught.value, "m1", Endpoint("198.18.0.11", 22, "root"), known)  # the host's Connect error
     assert isinstance(error, EngineError) and str(error).startswith(f"m1: {known}{message}")
@@ -160,4 +161,106 @@ def test_a_bad_known_hosts_line_is_an_error_naming_file_and_line(tmp_path: Path,
 
 def test_a_known_hosts_folder_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(KnownHostsUnreadable, match=f"cannot read known_hosts {tmp_path}: Is a directory"):
-        load_known_hosts(paramiko.SSHClient(), tmp_path)
+        load_known_hosts(tmp_path)
+
+
+# -- a run's known_hosts and keys, read once ---------------------------------------------------------------------
+
+
+def _ed25519(password: bytes | None = None) -> tuple[paramiko.Ed25519Key, bytes]:
+    """A new ed25519 key, and its private key file's content (OpenSSH format; encrypted with `password`)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    private = Ed25519PrivateKey.generate()
+    plain, fmt = serialization.NoEncryption(), serialization.PrivateFormat.OpenSSH
+    pem = private.private_bytes(serialization.Encoding.PEM, fmt, plain)
+    key = paramiko.Ed25519Key.from_private_key(io.StringIO(pem.decode()))
+    if password is not None:
+        pem = private.private_bytes(serialization.Encoding.PEM, fmt, serialization.BestAvailableEncryption(password))
+    return key, pem
+
+
+def _line(names: str, key: paramiko.PKey) -> str:
+    return f"{names} {key.get_name()} {key.get_base64()}\n"
+
+
+def test_each_login_gets_what_paramiko_would_look_up_for_its_host(tmp_path: Path) -> None:
+    one, two, other, port_key, hashed_key = (_ed25519()[0] for _ in range(5))
+    hashed = paramiko.HostKeys.hash_host("198.18.0.13")
+    known = tmp_path / "known_hosts"
+    known.write_text(
+        _line("m1,198.18.0.11", one)
+        + _line("198.18.0.11", two)  # a second key of the same type: paramiko answers the first
+        + _line("m2,198.18.0.12", other)
+        + _line("[198.18.0.11]:2222", port_key)
+        + _line(hashed, hashed_key)
+    )
+    files = LoginFiles()
+
+    def given(host: str, port: int = 22) -> dict[str, dict[str, paramiko.PKey]]:
+        client = paramiko.SSHClient()
+        files.give_host_keys(client, known, Endpoint(host, port, "root"))
+        return {name: dict(keys) for name, keys in client.get_host_keys().items()}
+
+    assert given("198.18.0.11") == {"198.18.0.11": {"ssh-ed25519": one}}
+    assert given("198.18.0.11", 2222) == {"[198.18.0.11]:2222": {"ssh-ed25519": port_key}}
+    assert given("198.18.0.13") == {"198.18.0.13": {"ssh-ed25519": hashed_key}}
+    assert given("198.18.0.99") == {}  # unknown: the login's policy decides (strict: refused)
+    reference = paramiko.SSHClient()
+    reference.load_host_keys(str(known))
+    for name in ("198.18.0.11", "[198.18.0.11]:2222", "198.18.0.13", "m2"):
+        host, _, port = name.strip("[").partition("]:")
+        assert given(host, int(port or 22))[name] == dict(reference.get_host_keys()[name])
+
+
+def test_known_hosts_is_parsed_once_and_again_when_it_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import roles.engine.logins as logins
+
+    parsed: list[Path] = []
+    real = logins.load_known_hosts
+
+    def counted(known: Path) -> paramiko.HostKeys:
+        parsed.append(known)
+        return real(known)
+
+    monkeypatch.setattr(logins, "load_known_hosts", counted)
+    first, recorded = _ed25519()[0], _ed25519()[0]
+    known = tmp_path / "known_hosts"
+    known.write_text(_line("198.18.0.11", first))
+    files = LoginFiles()
+    for _ in range(3):
+        files.give_host_keys(paramiko.SSHClient(), known, Endpoint("198.18.0.11", 22, "root"))
+    assert parsed == [known]
+    with known.open("a") as handle:  # a key recorded on first use, mid-run
+        handle.write(_line("198.18.0.12", recorded))
+    client = paramiko.SSHClient()
+    files.give_host_keys(client, known, Endpoint("198.18.0.12", 22, "root"))
+    assert parsed == [known, known]
+    assert dict(client.get_host_keys()["198.18.0.12"]) == {"ssh-ed25519": recorded}
+    files.give_host_keys(paramiko.SSHClient(), tmp_path / "absent", Endpoint("198.18.0.11", 22, "root"))  # no file
+
+
+def test_a_bad_known_hosts_is_an_error_at_every_login(tmp_path: Path) -> None:
+    known = tmp_path / "known_hosts"
+    known.write_bytes(b"198.18.0.11 ssh-ed25519 AAAA!!!notbase64\n")
+    files = LoginFiles()
+    for _ in range(2):  # never kept: each login says so
+        with pytest.raises(KnownHostsUnreadable, match=":1: malformed known_hosts line"):
+            files.give_host_keys(paramiko.SSHClient(), known, Endpoint("198.18.0.11", 22, "root"))
+
+
+def test_private_keys_load_once_or_are_left_to_paramiko(tmp_path: Path) -> None:
+    key, pem = _ed25519()
+    path = tmp_path / "id_ed25519"
+    path.write_bytes(pem)
+    locked = tmp_path / "id_locked"
+    locked.write_bytes(_ed25519(password=b"a passphrase")[1])
+    files = LoginFiles()
+    loaded = files.private_keys((str(path),))
+    assert loaded is not None and loaded[0] == key
+    path.unlink()
+    assert files.private_keys((str(path),)) == loaded  # read once per run
+    assert files.private_keys((str(locked),)) is None  # a passphrase: paramiko reads it at the login, and says why
+    assert files.private_keys((str(tmp_path / "absent"),)) is None
+    assert files.private_keys((str(locked), str(tmp_path / "id_ed25519"))) is None
