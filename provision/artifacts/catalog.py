@@ -8,7 +8,7 @@ pause, CoreDNS) and `build/dependencies.yaml` (CNI plugins, crictl). Adding a re
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from inventory.errors import KeelsonError
 
@@ -37,19 +37,23 @@ class Release:
     # no Go recipe yet). Pinned to one upstream release each, the same for every Kubernetes release: rendered and
     # validated by a server-side dry run, not proven running in the lab. A cluster whose nodes pull (source:
     # upstream or mirror) installs them; an air-gapped one (source: local) refuses them (addons/cluster.py).
-    ingress_nginx: str = "v1.15.1"  # kubernetes/ingress-nginx controller, its last release (retired March 2026)
-    ingress_nginx_certgen: str = "v1.6.9"  # its admission webhook's certificate Jobs (kube-webhook-certgen)
-    nfs_provisioner: str = "v4.0.2"  # kubernetes-sigs/nfs-subdir-external-provisioner (the chart's image)
-    prometheus: str = "v3.14.0"  # prometheus/prometheus (prometheus-community chart 29.27.0)
-    node_exporter: str = "v1.12.1"  # prometheus/node_exporter
-    grafana: str = "13.2.0"  # grafana/grafana (grafana-community chart 12.11.1)
-    loki: str = "3.7.6"  # grafana/loki, single binary
-    fluent_bit: str = "5.1.1"  # fluent/fluent-bit (fluent chart 0.58.1)
-    dashboard_api: str = "1.13.0"  # kubernetes/dashboard's modules as its chart 7.13.0 pins them
-    dashboard_web: str = "1.7.0"
-    dashboard_auth: str = "1.3.0"
-    dashboard_metrics_scraper: str = "1.2.2"
-    kong: str = "3.8"  # the dashboard's DB-less gateway (its chart's kong dependency 2.46.0)
+    # Out of the repr: the set's key hashes repr(release) (build.set_key), and these decide nothing in the set.
+    # ingress-nginx controller: its last release (the project was retired in March 2026); kube-webhook-certgen: the
+    # certificate Jobs of its optional admission webhook
+    ingress_nginx: str = field(default="v1.15.1", repr=False)
+    ingress_nginx_certgen: str = field(default="v1.6.9", repr=False)
+    nfs_provisioner: str = field(default="v4.0.2", repr=False)  # nfs-subdir-external-provisioner (its chart's image)
+    prometheus: str = field(default="v3.14.0", repr=False)  # prometheus-community chart 29.27.0
+    node_exporter: str = field(default="v1.12.1", repr=False)
+    grafana: str = field(default="13.2.0", repr=False)  # grafana-community chart 12.11.1
+    loki: str = field(default="3.7.6", repr=False)  # single binary
+    fluent_bit: str = field(default="5.1.1", repr=False)  # fluent chart 0.58.1
+    # kubernetes/dashboard's modules as its chart 7.13.0 pins them, and Kong as its DB-less gateway (kong chart 2.46.0)
+    dashboard_api: str = field(default="1.13.0", repr=False)
+    dashboard_web: str = field(default="1.7.0", repr=False)
+    dashboard_auth: str = field(default="1.3.0", repr=False)
+    dashboard_metrics_scraper: str = field(default="1.2.2", repr=False)
+    kong: str = field(default="3.8", repr=False)
 
     @property
     def minor(self) -> tuple[int, int]:

@@ -294,3 +294,10 @@ def test_each_namespace_enforces_the_strictest_pod_security_its_pods_meet() -> N
     assert level(logging_objects(LoggingArgs.for_release(RELEASE))) == "privileged"  # host paths
     assert level(monitoring_objects(MonitoringArgs.for_release(RELEASE))) == "privileged"  # node-exporter
     assert level(monitoring_objects(MonitoringArgs.for_release(RELEASE, node_exporter=False))) == "restricted"
+
+
+def test_the_upstream_pins_leave_the_artifact_set_s_key_alone() -> None:
+    """build.set_key hashes repr(release): a new upstream pin must not make every built set stale."""
+    text = repr(RELEASE)
+    assert "busybox=" in text and "traefik=" in text
+    assert not any(name in text for name in ("ingress_nginx", "prometheus", "grafana", "loki", "fluent_bit", "kong"))
