@@ -141,7 +141,7 @@ def contained(restored: RegistryKeys, live_now: RegistryKeys, revision: int) -> 
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         detail = (
             f"{head}: {len(missing)} of the {len(older)} live objects created at or before it are not in the "
-            f"restore: {shown}"
+            f"restore — lost by the backup, unless the cluster was restored from an older snapshot since: {shown}"
         )
         return Comparison(False, "contained", detail, figures)
     detail = (

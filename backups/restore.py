@@ -47,6 +47,7 @@ CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler") 
 BUMP_REVISION = 1_000_000_000  # what Kubernetes' etcd restore procedure uses: beyond any revision the old state had
 BUMP_FROM = EtcdVersion(3, 5, 10)  # etcdutl's --bump-revision/--mark-compacted
 STOP_TIMEOUT_S = 120
+PRE_RESTORE = ".pre-restore-"  # <data_dir>.pre-restore-<UTC time>: the data dir a restore replaced, kept
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ class RestoreSpec:
 
     @property
     def old_data_dir(self) -> str:
-        return f"{self.data_dir}.pre-restore-{self.stamp}"
+        return f"{self.data_dir}{PRE_RESTORE}{self.stamp}"
 
     # -- the scripts, one per step ----------------------------------------------------------------------------
     def stage_script(self, version: EtcdVersion | str) -> str:

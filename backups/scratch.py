@@ -71,18 +71,47 @@ class Kept:
     revision: int
 
 
-def newest(listings: dict[str, dict[str, Any]], cluster: str, name: str | None = None) -> Kept | None:
+def newest(
+    listings: dict[str, dict[str, Any]], cluster: str, name: str | None = None, after: dt.datetime | None = None
+) -> Kept | None:
     """The newest snapshot of `cluster` (by the UTC time in its name, then revision) over the members' local copies —
-    or the one called `name`. `listings`: member -> the agent's `list` JSON."""
+    or the one called `name`; only those taken after `after` when given. `listings`: member -> the agent's `list`
+    JSON."""
     found: list[tuple[tuple[dt.datetime, int], Kept]] = []
     for member, listing in sorted(listings.items()):
         for item in listing.get("local") or []:
             parsed = agent.parse_snapshot_name(str(item.get("name", "")))
             if parsed is None or parsed.cluster != cluster or (name is not None and item["name"] != name):
                 continue
+            if after is not None and parsed.time <= after:
+                continue
             kept = Kept(member, item["name"], str(item.get("location", "")), parsed.revision)
             found.append(((parsed.time, parsed.revision), kept))
     return max(found, key=lambda f: f[0])[1] if found else None
+
+
+def restored_at(ls_output: str, data_dir: str) -> dt.datetime | None:
+    """When the cluster was last restored (`keelson restore` keeps each replaced data dir as
+    `<data_dir>.pre-restore-<UTC time>`), from `ls -d` of those on the members; None: never, as far as they show."""
+    from backups.restore import PRE_RESTORE
+
+    prefix = data_dir.rstrip("/") + PRE_RESTORE
+    times = []
+    for line in ls_output.split():
+        if line.startswith(prefix):
+            try:
+                times.append(dt.datetime.strptime(line[len(prefix) :], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC))
+            except ValueError:
+                continue
+    return max(times, default=None)
+
+
+def last_restore(members: Members, cluster: Cluster) -> dt.datetime | None:
+    from backups.restore import PRE_RESTORE
+
+    pattern = shlex.quote(cluster.etcd.data_dir.rstrip("/") + PRE_RESTORE) + "*"
+    outputs = [t.run(f"ls -d {pattern} 2>/dev/null; true", timeout=30).stdout for t in members.transports.values()]
+    return restored_at("\n".join(outputs), cluster.etcd.data_dir)
 
 
 def choose(members: Members, cluster: Cluster, *, fresh: bool) -> Kept | Outcome:
@@ -100,9 +129,17 @@ def choose(members: Members, cluster: Cluster, *, fresh: bool) -> Kept | Outcome
     if not listing.members:
         why = "; ".join(f"{m}: {e}" for m, e in sorted(listing.unreachable.items()))
         return Outcome("fail", f"no etcd member could list its snapshots ({why})")
-    kept = newest(listing.members, cluster.name, taken)
+    since = last_restore(members, cluster)  # older snapshots hold a history the restore replaced: nothing to count
+    kept = newest(listing.members, cluster.name, taken, after=since)
     if kept is None and taken:
         return Outcome("fail", f"the snapshot just taken, {taken}, is not among those the members keep")
+    if kept is None and since is not None and newest(listing.members, cluster.name) is not None:
+        return Outcome(
+            "skipped",
+            f"no snapshot taken since the cluster was restored ({since:%Y-%m-%d %H:%M:%S} UTC): older ones hold a "
+            "history the restore replaced, so the live cluster cannot tell whether they are whole (take one: keelson "
+            "backup now, or keelson verify --fresh-backup)",
+        )
     if kept is None:
         return Outcome(
             "skipped",

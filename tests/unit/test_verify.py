@@ -153,7 +153,8 @@ def test_contained_fails_naming_what_the_backup_lost() -> None:
     live_now = RegistryKeys(90, {POD_A: 2, SVC: 4, CM: 60})  # SVC existed at 40 and is not in the snapshot
     done = keycount.contained(restored, live_now, 40)
     assert not done.ok
-    assert "1 of the 2 live objects created at or before it are not in the restore: " + SVC in done.detail
+    assert "1 of the 2 live objects created at or before it are not in the restore — lost by the backup" in done.detail
+    assert done.detail.endswith(SVC)
 
 
 # -- which snapshot ----------------------------------------------------------------------------------------------
@@ -176,6 +177,21 @@ def test_newest_is_by_the_time_in_the_name_over_every_member() -> None:
     named = scratch.newest(listings, "lab", "lab-20261203T040000Z-rev900.db.gz")
     assert named is not None and (named.member, named.revision) == ("m1", 900)
     assert scratch.newest({"m1": listing("other-20261203T060000Z-rev5.db.gz")}, "lab") is None
+
+
+def test_only_snapshots_taken_after_the_last_restore_count() -> None:
+    listings = {"m1": listing("lab-20261203T040000Z-rev900.db.gz", "lab-20261203T050000Z-rev950.db.gz")}
+    restored = scratch.restored_at(
+        "/var/lib/etcd.pre-restore-20261203T043000Z\n/var/lib/etcd.pre-restore-20261203T030000Z\n"
+        "/var/lib/etcd.pre-restore-junk\n/var/lib/other.pre-restore-20261203T060000Z\n",
+        "/var/lib/etcd/",
+    )
+    assert restored is not None and f"{restored:%H%M}" == "0430"  # the latest restore, of this data dir
+    assert scratch.restored_at("", "/var/lib/etcd") is None
+    kept = scratch.newest(listings, "lab", after=restored)
+    assert kept is not None and kept.revision == 950
+    late = scratch.restored_at("/var/lib/etcd.pre-restore-20261203T053000Z", "/var/lib/etcd")
+    assert scratch.newest(listings, "lab", after=late) is None
 
 
 def test_scratch_lab_names() -> None:
@@ -313,7 +329,8 @@ def test_drill_restores_into_the_scratch_host_and_counts_equal(world: dict[str, 
     assert f"gzip -dc /up/{SNAPSHOT}" in scripts[0] and "--initial-cluster scratch=http://127.0.0.1:2380" in scripts[0]
     assert world["down"] == 1 and world["pool_closed"]
     for member in world["members"].values():  # the live cluster is only read
-        assert not any("restore" in s or "systemctl" in s or " put " in s for s in member.scripts), member.scripts
+        changing = ("snapshot restore", "systemctl", " put ", " del ", " compact ", "rm ")
+        assert not any(c in s for s in member.scripts for c in changing), member.scripts
 
 
 def test_drill_fails_with_the_kinds_when_the_restore_holds_fewer(world: dict[str, Any]) -> None:
@@ -357,6 +374,14 @@ def test_drill_skips_without_a_snapshot_and_says_how_to_get_one(world: dict[str,
     assert done.status == "skipped"
     assert "no snapshot kept on any etcd member yet (the backup timer runs hourly" in done.detail
     assert "keelson verify --fresh-backup" in done.detail and world["down"] == 0
+
+
+def test_drill_skips_snapshots_older_than_the_last_restore(world: dict[str, Any]) -> None:
+    world["members"]["m3"].rules.insert(0, ("ls -d", ok("/var/lib/etcd.pre-restore-20261203T051500Z\n")))
+    done = world["run"]()
+    assert done.status == "skipped", done.detail
+    assert done.detail.startswith("no snapshot taken since the cluster was restored (2026-12-03 05:15:00 UTC)")
+    assert world["down"] == 0
 
 
 def test_drill_skips_with_the_reason(world: dict[str, Any]) -> None:
