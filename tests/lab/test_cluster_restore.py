@@ -7,6 +7,11 @@ deleted; `keelson restore --snapshot s3://…` (the CLI, as README shows it) bri
 containers, serving HTTP), the API answers through the VIP, every node is Ready, and the controllers and the
 scheduler act on the restored state (a new Deployment runs). Then calico's and canal's manifests, as `roles/cni`
 renders them, are accepted by the same real apiserver (`kubectl apply --dry-run=server --validate=strict`).
+
+Then `keelson verify` on the same cluster (issue 15): it passes, the newest snapshot taken since the restore restored
+into a scratch lab host with as many objects, kind by kind, as the live cluster had at its revision; with the live
+cluster compacted past that revision it says so and passes by containment; `--chaos` fails the VIP over and stops
+one etcd member, quorum and a write kept, the member healthy again; with m2's etcd stopped it fails naming m2.
 """
 
 from __future__ import annotations
@@ -212,3 +217,113 @@ def test_calico_and_canal_manifests_are_accepted_by_the_apiserver(drill: Drill, 
     assert len(accepted) == objects, out
     assert f"daemonset.apps/{'canal' if cni == 'canal' else 'calico-node'} created (server dry run)" in out
     assert not drill.kubectl("get", "crd", "-o", "name", check=False).count("projectcalico")  # nothing was created
+
+
+# -- keelson verify on the same cluster (issue 15): the newest backup restored into a scratch host ---------------------
+
+
+def verify_report(drill: Drill, *args: str) -> tuple[int, dict[str, Any]]:
+    proc = keelson("verify", "-i", str(drill.inventory), "--json", *args, state=drill.state, check=False)
+    assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"verify {' '.join(args)} -> exit {proc.returncode}: {json.dumps(report)}")  # the figures, with -s
+    return proc.returncode, report
+
+
+def check_named(report: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(c for c in report["checks"] if c["name"] == name)
+
+
+def etcd_on(drill: Drill, *args: str) -> str:
+    from roles.etcd.commands import HEALTHCHECK_TLS, etcdctl
+
+    url = f"https://{drill.lab.host('m1').address}:2379"
+    return drill.lab.run("m1", etcdctl(list(args), endpoints=url, tls=HEALTHCHECK_TLS)).stdout
+
+
+def test_verify_restores_the_newest_backup_into_a_scratch_host_with_equal_counts(drill: Drill) -> None:
+    """Safe by default: etcd, the API, certificates, and the newest snapshot the timer kept restored into a scratch
+    lab host (its own lab, gone afterwards) with as many objects, per kind, as the live cluster had at its revision.
+    Snapshots from before the drill's restore hold a history it replaced: verify takes only those taken since, so
+    the test waits for the timer's first run after the restore (its revision past the restore's bump)."""
+    from backups.restore import BUMP_REVISION
+
+    wait_for(
+        "a timer snapshot taken since the restore",
+        lambda: any(int(r.get("revision") or 0) > BUMP_REVISION for r in last_runs(drill) if r.get("snapshot")),
+        timeout=240,
+        every=2,
+    )
+    rc, report = verify_report(drill)
+    assert rc == 0 and report["ok"], report
+    assert [c["name"] for c in report["checks"]] == ["etcd", "api", "certificates", "restore"]
+    restore = check_named(report, "restore")
+    assert restore["status"] == "pass", restore
+    f = restore["figures"]
+    assert f["how"] == "exact" and f["objects"] == f["live_objects"] > 100, f  # a real cluster's objects
+    assert f["per_kind"]["pods"] >= 2 and f["per_kind"]["deployments"] >= 2, f["per_kind"]
+    assert f["scratch_lab"] == "t-drill-scratch" and f["scratch_lab"] not in Lab.names()  # taken down
+    assert f"restored = {f['objects']} live at revision {f['revision']}" in restore["detail"]
+
+
+def test_verify_compares_by_containment_when_the_snapshots_revision_is_compacted(drill: Drill) -> None:
+    """The live cluster compacted past the newest snapshot (the apiserver does it every 5 minutes; here at once, with
+    the backup timer held so that no newer snapshot appears): the restore check says so and passes by containment."""
+    timer = BACKUPS.timer
+    for master in ("m1", "m2", "m3"):
+        drill.lab.run(master, f"systemctl stop {timer}")
+    try:
+        wait_for(  # a run the timer started before it stopped ends first: the newest snapshot predates the compaction
+            "no backup run under way",
+            lambda: all(
+                drill.lab.run(m, f"systemctl is-active {BACKUPS.service}", check=False).stdout.strip()
+                not in ("active", "activating")  # a oneshot is "activating" while it runs
+                for m in ("m1", "m2", "m3")
+            ),
+            timeout=120,
+        )
+        status = json.loads(etcd_on(drill, "endpoint", "status", "-w", "json"))
+        revision = int(status[0]["Status"]["header"]["revision"])
+        etcd_on(drill, "compact", str(revision))
+        rc, report = verify_report(drill)
+    finally:
+        for master in ("m1", "m2", "m3"):
+            drill.lab.run(master, f"systemctl start {timer}")
+    restore = check_named(report, "restore")
+    assert rc == 0 and restore["status"] == "pass", restore
+    assert restore["figures"]["how"] == "contained" and "is compacted on the live cluster" in restore["detail"]
+
+
+def test_verify_chaos_stops_one_etcd_member_and_the_cluster_keeps_quorum(drill: Drill) -> None:
+    rc, report = verify_report(drill, "--chaos", "--scratch", "none")
+    assert rc == 0 and report["ok"], report
+    assert check_named(report, "restore")["status"] == "skipped"
+    failover = check_named(report, "vip failover")
+    assert failover["status"] == "pass" and failover["figures"]["to"] != failover["figures"]["from"]
+    member = check_named(report, "etcd member stopped")
+    assert member["status"] == "pass" and member["figures"]["stopped"] == "m3", member  # m1 is the one read from
+    assert drill.lab.run("m3", "systemctl is-active etcd").stdout.strip() == "active"
+
+
+def test_verify_fails_naming_the_etcd_member_that_is_stopped(drill: Drill) -> None:
+    drill.lab.run("m2", "systemctl stop etcd")
+    try:
+        failed = keelson("verify", "-i", str(drill.inventory), state=drill.state, check=False)
+    finally:
+        drill.lab.run("m2", "systemctl start etcd")
+    out = " ".join(failed.stdout.split())
+    print(failed.stdout)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "FAIL etcd: 1 of 3 members not healthy (quorum kept): m2 (https://" in out
+    assert "Traceback" not in failed.stdout + failed.stderr
+    wait_for(
+        "etcd healthy again",
+        lambda: (
+            keelson(
+                "verify", "-i", str(drill.inventory), "--scratch", "none", state=drill.state, check=False
+            ).returncode
+            == 0
+        ),
+        timeout=120,
+        every=3,
+    )
