@@ -11,7 +11,9 @@ keelson's external etcd over TLS, a worker, flannel with kube-router's NetworkPo
   only adds w2 to the other hosts' /etc/hosts (nothing restarts), the next changes nothing;
 - `keelson certs renew`: every master's control-plane certificates are new, the API answers, a re-apply changes
   nothing;
-- `keelson verify` passes, and fails naming the member when one etcd member is stopped;
+- `keelson verify --chaos --fresh-backup` passes (a fresh backup restored into a scratch host with the live counts,
+  a VIP failover, one etcd member stopped and started), and the plain verify fails naming the member when one etcd
+  member is stopped;
 - killing the master that holds the VIP leaves kubectl answering through the VIP and the cluster scheduling, and the
   master rejoins on its own when it boots again;
 - `keelson remove w2` after `keelson lab kill w2`: succeeds, the node is gone, the host is said not reset; back up,
@@ -203,14 +205,21 @@ def test_certs_renew_renews_every_master_one_at_a_time(ha: Cluster) -> None:
 
 
 def test_verify_passes_and_fails_naming_a_stopped_etcd_member(ha: Cluster) -> None:
-    passed = keelson("verify", "-i", str(ha.inventory), "--json", state=ha.state, check=False)
+    """`verify --chaos --fresh-backup`: a backup taken now restored into a scratch host with the live counts, the VIP
+    failed over to another host, one etcd member stopped with quorum kept and started again; then, with m2's etcd
+    stopped, the plain verify fails naming it."""
+    passed = keelson("verify", "-i", str(ha.inventory), "--json", "--chaos", "--fresh-backup", state=ha.state,
+                     check=False)  # fmt: skip
     report = json.loads(passed.stdout.strip().splitlines()[-1])
     assert passed.returncode == 0 and report["ok"], report
-    failover = next(c for c in report["checks"] if c["name"] == "vip failover")
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["restore"]["status"] == "pass" and checks["restore"]["figures"]["how"] == "exact", checks["restore"]
+    failover = checks["vip failover"]
     assert failover["figures"]["to"] != failover["figures"]["from"]
+    assert checks["etcd member stopped"]["status"] == "pass", checks["etcd member stopped"]
     faults.stop_unit(ha.lab, "m2", "etcd")
     try:
-        failed = keelson("verify", "-i", str(ha.inventory), "--no-failover", state=ha.state, check=False)
+        failed = keelson("verify", "-i", str(ha.inventory), "--scratch", "none", state=ha.state, check=False)
         assert failed.returncode == 1, failed.stdout + failed.stderr
         assert "FAIL etcd: 1 of 3 members not healthy (quorum kept): m2 (https://" in " ".join(failed.stdout.split())
         assert "Traceback" not in failed.stdout + failed.stderr
@@ -219,7 +228,7 @@ def test_verify_passes_and_fails_naming_a_stopped_etcd_member(ha: Cluster) -> No
     wait_for(
         "etcd healthy again",
         lambda: (
-            keelson("verify", "-i", str(ha.inventory), "--no-failover", state=ha.state, check=False).returncode == 0
+            keelson("verify", "-i", str(ha.inventory), "--scratch", "none", state=ha.state, check=False).returncode == 0
         ),
         timeout=120,
         every=3,
