@@ -12,6 +12,7 @@ Every wait is a condition polled with a deadline (`roles/engine/waiting.py`).
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import time
 import uuid
@@ -116,7 +117,12 @@ def etcd_member_check(cluster: Cluster, pool: ConnectionPool, clock: Callable[[]
         return {e.endpoint for e in report if e.healthy} >= set(rest)
 
     started = clock()
-    pool.get(victim).run(f"systemctl stop {ETCD.unit_name}", timeout=60, check=True)
+    try:
+        pool.get(victim).run(f"systemctl stop {ETCD.unit_name}", timeout=60, check=True)
+    except KeelsonError as exc:
+        with contextlib.suppress(KeelsonError):  # whatever happened to the stop: the member is to run afterwards
+            pool.get(victim).run(f"systemctl start {ETCD.unit_name}", timeout=120)
+        return Check(name, False, f"could not stop etcd on {victim.name}: {exc.message}")
     figures: dict[str, object] = {"stopped": victim.name, "members": len(members)}
     problem = ""
     try:
