@@ -90,7 +90,7 @@ def test_the_apply_plan_runs_the_windows_phases_after_the_linux_workers(cluster:
     titles = [p.title for p in apply.plan(cluster).phases]
     assert titles[-len(WINDOWS_PHASES) - 1 : -1] == WINDOWS_PHASES  # then the backups, last
     assert titles.index("Workers | Join (in parallel)") < titles.index(WINDOWS_PHASES[0])
-    assert apply.plan(cluster).not_applied == ("addons",)  # Windows hosts are applied now
+    assert apply.plan(cluster).not_applied == (apply.ADDONS_BY_PULUMI,)  # Windows hosts are applied now
     for phase in apply.plan(cluster).phases:
         names = {h.name for h in phase.hosts(cluster)}
         assert ({"win-1", "win-2"} & names == set()) or phase.title in WINDOWS_PHASES, phase.title
