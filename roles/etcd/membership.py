@@ -29,7 +29,8 @@ from roles.engine.errors import CommandFailed
 from roles.engine.facts import Fact
 from roles.engine.nodes import NodeIPs
 from roles.engine.phase import CustomPhase, HostOutcome, facts_on
-from roles.engine.transport import ConnectionPool, Transport
+from roles.engine.transport import CommandResult, ConnectionPool, Transport
+from roles.engine.waiting import until
 from roles.etcd.bootstrap import start_command
 from roles.etcd.commands import HEALTHCHECK_TLS, client_endpoints, etcdctl, member_peer_url
 from roles.etcd.defaults import DEFAULTS as ETCD
@@ -168,7 +169,7 @@ class AddMembers(CustomPhase):
             done: list[Command] = []
             if join.add:
                 add = self._add(rc, running, host.name, transport.host)
-                result = transport.run(add.script, timeout=60)
+                result = run_member_add(transport, add.script)
                 if result.rc != 0:
                     raise CommandFailed(
                         transport.host,
@@ -193,6 +194,26 @@ class AddMembers(CustomPhase):
                 done.append(mark)
             outcomes[host.name] = HostOutcome(changed=True, commands=tuple(done))
         return outcomes
+
+
+# etcd refuses a member add ("etcdserver: unhealthy cluster", ErrUnhealthy) until its leader has been connected to a
+# quorum of the members for its HealthInterval (5 s) — so right after the previous joining member started, however
+# healthy every member already answers. Nothing is added by a refused add: it is asked again, up to this deadline.
+MEMBER_ADD_DEADLINE_S = 60.0
+UNHEALTHY = "etcdserver: unhealthy cluster"
+
+
+def run_member_add(transport: Transport, script: str, deadline_s: float = MEMBER_ADD_DEADLINE_S) -> CommandResult:
+    """`member add`, asked again every second while etcd answers that the cluster is not yet ready for one; the last
+    answer otherwise (success, another failure, or the refusal still at the deadline)."""
+    answers: list[CommandResult] = []
+
+    def added_or_refused_for_good() -> bool:
+        answers.append(transport.run(script, timeout=60))
+        return not (answers[-1].rc != 0 and UNHEALTHY in answers[-1].stderr)
+
+    until(added_or_refused_for_good, timeout_s=deadline_s, every_s=1.0)
+    return answers[-1]
 
 
 class _Leaving(CustomPhase):

@@ -20,6 +20,7 @@ from roles.engine.context import HostContext, RunContext
 from roles.engine.facts import FactValues, FileInfo, FileState, FileText, ServiceState, UnitState
 from roles.engine.phase import Plan
 from roles.engine.runner import RunReport
+from roles.engine.transport import CommandResult
 from roles.etcd.defaults import DEFAULTS as ETCD
 from roles.etcd.facts import MemberState, MemberStateFact
 from roles.etcd.members import (
@@ -34,7 +35,7 @@ from roles.etcd.members import (
     peer_names,
     without,
 )
-from roles.etcd.membership import AddMembers, RemoveMembers, StayingMembersHealthy
+from roles.etcd.membership import AddMembers, RemoveMembers, StayingMembersHealthy, run_member_add
 from roles.etcd.render import block_state, joining_block, kept_block, render_config
 from roles.etcd.steps import EtcdConfigStep, RestartOnChange, desired_digest
 from roles.loadbalancer import render as lb_render
@@ -326,3 +327,40 @@ def test_a_removal_stops_the_vip_on_the_removed_hosts_before_the_others_drop_the
     assert ran[1][0] == ["Reset | Load balancer (keepalived, proxy)"]
     assert ran[2][1] == ["m1", "m2", "m3"]  # the load balancers rendered from the cluster without m4 and m5
     assert ran[3][1] == ALL5
+
+
+class _AnswersInTurn:
+    """A stand-in transport answering each `run` with the next of `answers` (the last one again when they run out)."""
+
+    host = "m1"
+    commands_run = 0
+
+    def __init__(self, *answers: CommandResult) -> None:
+        self.answers = list(answers)
+        self.scripts: list[str] = []
+
+    def run(self, script: str, timeout: float = 0, check: bool = False) -> CommandResult:
+        self.scripts.append(script)
+        return self.answers[min(len(self.scripts), len(self.answers)) - 1]
+
+
+REFUSED_UNHEALTHY = CommandResult(
+    1, "", '{"error":"rpc error: code = Unavailable"}\nError: etcdserver: unhealthy cluster'
+)
+
+
+def test_a_member_add_refused_as_unhealthy_right_after_a_start_is_asked_again_until_etcd_takes_it() -> None:
+    added = CommandResult(0, '{"members": []}', "")
+    transport = _AnswersInTurn(REFUSED_UNHEALTHY, REFUSED_UNHEALTHY, added)
+    assert run_member_add(transport, "etcdctl member add m5", deadline_s=30) == added  # type: ignore[arg-type]
+    assert transport.scripts == ["etcdctl member add m5"] * 3
+
+
+def test_a_member_add_failing_otherwise_is_not_asked_again_and_a_lasting_refusal_ends_at_the_deadline() -> None:
+    other = CommandResult(1, "", "Error: etcdserver: Peer URLs already exists")
+    transport = _AnswersInTurn(other, CommandResult(0, "", ""))
+    assert run_member_add(transport, "add", deadline_s=30) == other  # type: ignore[arg-type]
+    assert len(transport.scripts) == 1
+    stuck = _AnswersInTurn(REFUSED_UNHEALTHY)
+    assert run_member_add(stuck, "add", deadline_s=1.5) == REFUSED_UNHEALTHY  # type: ignore[arg-type]
+    assert 2 <= len(stuck.scripts) <= 3
