@@ -51,3 +51,22 @@ def admin_secret(args: GrafanaArgs, password: pulumi.Input[str]) -> dict[str, An
         "type": "Opaque",
         "stringData": {"admin-user": "admin", "admin-password": password},
     }
+
+
+def objects_with_grafana(
+    name: str,
+    objects: list[dict[str, Any]],
+    grafana: GrafanaArgs | None,
+    password: pulumi.Input[str] | None,
+    parent: pulumi.Resource,
+) -> tuple[pulumi.Resource, dict[str, Any]]:
+    """An addon's objects as its ConfigGroup(s) — with Grafana's admin Secret first when the addon has a Grafana —
+    and the outputs that adds (`grafana_service`, namespace/name)."""
+    from addons.apply import config_group, config_groups_with_secret
+
+    if grafana is None:
+        return config_group(name, objects, parent), {}
+    if password is None:
+        raise ValueError("Grafana needs its admin password (keelson:grafanaAdminPassword)")
+    secret = admin_secret(grafana, pulumi.Output.secret(password))
+    return config_groups_with_secret(name, objects, secret, parent), {"grafana_service": f"{grafana.namespace}/grafana"}

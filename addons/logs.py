@@ -10,7 +10,7 @@ from typing import Any
 
 import pulumi
 
-from addons.grafana import GrafanaArgs, admin_secret, grafana_objects
+from addons.grafana import GrafanaArgs, grafana_objects, objects_with_grafana
 from addons.render import manifest
 from provision.artifacts.catalog import Release
 
@@ -75,17 +75,6 @@ class Logging(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("keelson:addons:Logging", name, None, opts)
-        from addons.apply import config_group, config_groups_with_secret
-
-        objects = logging_objects(args)
-        outputs: dict[str, Any] = {}
-        if args.grafana:
-            if grafana_password is None:
-                raise ValueError("Grafana needs its admin password (keelson:grafanaAdminPassword)")
-            secret = admin_secret(args.grafana, pulumi.Output.secret(grafana_password))
-            self.objects = config_groups_with_secret(name, objects, secret, self)
-            outputs["grafana_service"] = f"{args.grafana.namespace}/grafana"
-        else:
-            self.objects = config_group(name, objects, self)
+        self.objects, outputs = objects_with_grafana(name, logging_objects(args), args.grafana, grafana_password, self)
         self.loki_url = pulumi.Output.from_input(args.loki_url)
         self.register_outputs({"loki_url": self.loki_url, **outputs})
