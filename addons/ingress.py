@@ -4,7 +4,7 @@ pod answers through a node's port)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import pulumi
 
@@ -42,19 +42,35 @@ def traefik_objects(args: TraefikArgs) -> list[dict[str, Any]]:
     )
 
 
-class TraefikIngress(pulumi.ComponentResource):
-    """Outputs: `ingress_class`, `http_node_port`, `https_node_port` (where a load balancer in front of the nodes
-    sends HTTP and HTTPS)."""
+class NodePortIngressArgs(Protocol):
+    @property
+    def class_name(self) -> str: ...
+    @property
+    def http_node_port(self) -> int: ...
+    @property
+    def https_node_port(self) -> int: ...
+
+
+class NodePortIngress(pulumi.ComponentResource):
+    """An ingress controller behind a NodePort Service, its objects one ConfigGroup. Outputs: `ingress_class`,
+    `http_node_port`, `https_node_port` (where a load balancer in front of the nodes sends HTTP and HTTPS)."""
 
     ingress_class: pulumi.Output[str]
     http_node_port: pulumi.Output[int]
     https_node_port: pulumi.Output[int]
 
-    def __init__(self, name: str, args: TraefikArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("keelson:addons:TraefikIngress", name, None, opts)
+    def __init__(
+        self,
+        kind: str,
+        name: str,
+        objects: list[dict[str, Any]],
+        args: NodePortIngressArgs,
+        opts: pulumi.ResourceOptions | None,
+    ) -> None:
+        super().__init__(kind, name, None, opts)
         from addons.apply import config_group
 
-        self.objects = config_group(name, traefik_objects(args), self)
+        self.objects = config_group(name, objects, self)
         self.ingress_class = pulumi.Output.from_input(args.class_name)
         self.http_node_port = pulumi.Output.from_input(args.http_node_port)
         self.https_node_port = pulumi.Output.from_input(args.https_node_port)
@@ -65,3 +81,8 @@ class TraefikIngress(pulumi.ComponentResource):
                 "https_node_port": self.https_node_port,
             }
         )
+
+
+class TraefikIngress(NodePortIngress):
+    def __init__(self, name: str, args: TraefikArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("keelson:addons:TraefikIngress", name, traefik_objects(args), args, opts)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pulumi
 
+from addons.ingress import NodePortIngress
 from addons.render import manifest
 from provision.artifacts.catalog import Release
 
@@ -51,25 +52,6 @@ def ingress_nginx_objects(args: IngressNginxArgs) -> list[dict[str, Any]]:
     )
 
 
-class IngressNginx(pulumi.ComponentResource):
-    """Outputs: `ingress_class`, `http_node_port`, `https_node_port` (as TraefikIngress)."""
-
-    ingress_class: pulumi.Output[str]
-    http_node_port: pulumi.Output[int]
-    https_node_port: pulumi.Output[int]
-
+class IngressNginx(NodePortIngress):
     def __init__(self, name: str, args: IngressNginxArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("keelson:addons:IngressNginx", name, None, opts)
-        from addons.apply import config_group
-
-        self.objects = config_group(name, ingress_nginx_objects(args), self)
-        self.ingress_class = pulumi.Output.from_input(args.class_name)
-        self.http_node_port = pulumi.Output.from_input(args.http_node_port)
-        self.https_node_port = pulumi.Output.from_input(args.https_node_port)
-        self.register_outputs(
-            {
-                "ingress_class": self.ingress_class,
-                "http_node_port": self.http_node_port,
-                "https_node_port": self.https_node_port,
-            }
-        )
+        super().__init__("keelson:addons:IngressNginx", name, ingress_nginx_objects(args), args, opts)
