@@ -127,12 +127,12 @@ class Prober:
 
 
 def wait_until(condition: Callable[[], bool], deadline_s: float, what: str, every: float = 1.0) -> float:
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > deadline_s:
-            raise BenchError(f"{what}: not within {deadline_s:.0f} s")
-        time.sleep(every)
-    return time.monotonic() - started
+    from roles.engine.waiting import until
+
+    waited = until(condition, timeout_s=deadline_s, every_s=every)
+    if waited is None:
+        raise BenchError(f"{what}: not within {deadline_s:.0f} s")
+    return waited
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from provision.lab import cgroups
 from provision.lab.errors import LabError
+from roles.engine.waiting import until
 
 if TYPE_CHECKING:
     from provision.lab.lab import Lab
@@ -41,11 +42,8 @@ def _on_host(lab: Lab, host: str, command: str) -> float:
 
 
 def _wait(condition: Callable[[], bool], deadline_s: float, what: str) -> None:
-    deadline = time.monotonic() + deadline_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise LabError(f"{what}: not within {deadline_s:.0f} s")
-        time.sleep(POLL_S)
+    if until(condition, timeout_s=deadline_s, every_s=POLL_S) is None:
+        raise LabError(f"{what}: not within {deadline_s:.0f} s")
 
 
 # -- power ---------------------------------------------------------------------------------------------------
