@@ -26,7 +26,7 @@ import pulumi
 
 from addons.apply import kubernetes_provider
 from addons.dashboard import Dashboard, DashboardArgs, dashboard_objects
-from addons.ingress import TraefikArgs, TraefikIngress, traefik_objects
+from addons.ingress import NodePortIngress, TraefikArgs, TraefikIngress, traefik_objects
 from addons.ingress_nginx import IngressNginx, IngressNginxArgs, ingress_nginx_objects
 from addons.logs import Logging, LoggingArgs, logging_objects
 from addons.metrics import MetricsServer, MetricsServerArgs, metrics_server_objects
@@ -194,7 +194,7 @@ class ClusterAddons(pulumi.ComponentResource):
             part = _part(name, addon, args.grafana_password, child)
             if isinstance(part, LocalPathStorage | NFSStorage):
                 outputs["storage_class"] = part.storage_class
-            if isinstance(part, TraefikIngress | IngressNginx):
+            if isinstance(part, NodePortIngress):
                 outputs["ingress_http_node_port"] = part.http_node_port
             self.parts.append(part)
         self.installed = pulumi.Output.from_input(list(planned))
