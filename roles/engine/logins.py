@@ -17,7 +17,6 @@ each host behind it fails at once with the jump host's error.
 from __future__ import annotations
 
 import binascii
-import os
 import socket
 import threading
 from collections.abc import Callable
@@ -173,24 +172,15 @@ class LoginFiles:
 
 
 def _load_key(path: str) -> PKey | None:
-    """A private key file as `SSHClient` reads one (`_auth`, `_key_from_filepath`): the first key type that loads it
-    without a passphrase, with its certificate when `<key>-cert.pub` exists. None: it does not load so."""
+    """A private key file as paramiko reads one (`PKey.from_path`: its type from the file, with its certificate when
+    `<key>-cert.pub` exists). None: it does not load without a passphrase (paramiko reads it at the login, and says
+    why)."""
     import paramiko
 
-    suffix = "-cert.pub"
-    key_path, cert_path = (path[: -len(suffix)], path) if path.endswith(suffix) else (path, path + suffix)
-    for kind in (paramiko.RSAKey, paramiko.ECDSAKey, paramiko.Ed25519Key):
-        try:
-            key: PKey = kind.from_private_key_file(key_path)
-        except Exception:  # noqa: S112 - not this type, or not loadable at all (paramiko says why at the login)
-            continue
-        try:
-            if os.path.isfile(cert_path):
-                key.load_certificate(cert_path)
-        except Exception:
-            return None
-        return key
-    return None
+    try:
+        return paramiko.PKey.from_path(path)
+    except Exception:  # not loadable so: missing, behind a passphrase, an unknown type, a broken certificate
+        return None
 
 
 def load_known_hosts(known: Path) -> paramiko.HostKeys:
