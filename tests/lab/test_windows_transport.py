@@ -35,6 +35,7 @@ from roles.engine.context import RunContext
 from roles.engine.phase import Phase, Plan
 from roles.engine.runner import run_plan
 from roles.pki import kubernetes as k8s_pki
+from roles.plans.apply import ADDONS_BY_PULUMI
 from roles.state import StateDir
 from roles.windows.defaults import DEFAULTS
 from roles.windows.phases import phases as windows_phases
@@ -153,7 +154,7 @@ def test_keelson_plan_of_ha_5_windows_on_the_lab(
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     events = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert events[0] == {"event": "not_applied_yet", "plan": "apply", "sections": ["addons"]}
+    assert events[0] == {"event": "not_applied_yet", "plan": "apply", "sections": [ADDONS_BY_PULUMI]}
     started = {e["phase"]: e["hosts"] for e in events if e["event"] == "phase_started"}
     assert sorted(started["Connect"]) == sorted(LAB_HOSTS)
     windows = [p for p in started if p.startswith("Windows workers |")]
