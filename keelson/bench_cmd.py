@@ -17,23 +17,13 @@ def _preflight(hosts: int | None = None) -> None:
     from provision.lab.host_setup import require_root
     from provision.lab.topology import MAX_WORKERS
 
+    from .signals import stop_cleanly_on_sigterm
+
     most = 5 + MAX_WORKERS  # 5 masters + the workers one lab can address
     if hosts is not None and not 1 <= hosts <= most:
         raise typer.BadParameter(f"{hosts} is not between 1 and {most}", param_hint="'--hosts'")
     require_root()
-    _stop_cleanly_on_sigterm()
-
-
-def _stop_cleanly_on_sigterm() -> None:
-    """A bench stopped with SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C: its `finally` blocks take its labs
-    down. Python's default for SIGTERM ends the process at once and left the bench's lab running."""
-    import signal
-    import sys
-
-    def stop(signum: int, frame: object) -> None:
-        sys.exit(128 + signum)
-
-    signal.signal(signal.SIGTERM, stop)
+    stop_cleanly_on_sigterm()  # its finally blocks take its labs down
 
 
 @app.command()

@@ -143,6 +143,9 @@ def verify(
     from roles.control_plane.verify import verify as drill
     from roles.state import StateDir
 
+    from .signals import stop_cleanly_on_sigterm
+
+    stop_cleanly_on_sigterm()  # killed, the drill still takes its scratch lab down and restarts what --chaos stopped
     cluster = load_inventory(inventory)
     state = StateDir(state_dir) if state_dir else StateDir.for_cluster(cluster.name)
     done = drill(

@@ -134,8 +134,8 @@ def test_a_bench_stopped_by_sigterm_unwinds_and_takes_its_lab_down(tmp_path: Pat
     marker = tmp_path / "cleaned"
     code = (
         "import os, signal, pathlib\n"
-        "from keelson.bench_cmd import _stop_cleanly_on_sigterm\n"
-        "_stop_cleanly_on_sigterm()\n"
+        "from keelson.signals import stop_cleanly_on_sigterm\n"
+        "stop_cleanly_on_sigterm()\n"
         "try:\n"
         "    os.kill(os.getpid(), signal.SIGTERM)\n"
         "    raise SystemExit('the signal did not stop the bench')\n"
