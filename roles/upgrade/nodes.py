@@ -2,9 +2,17 @@
 the workers), the node's binaries at the target and its kubelet restarted, a health gate (the node Ready at the
 target version; a master's own apiserver, the API through the VIP and etcd healthy), uncordon.
 
-A node whose host already says it is at the target (NodeUpgradeState) is skipped; one that keelson cordoned for the
-upgrade (the annotation below) and that a failed run left cordoned is uncordoned. The first failure stops the phase
-with what failed on which node; the runner then runs no later phase.
+A node whose host already says it is at the target (NodeUpgradeState) is skipped; one that still carries keelson's
+annotation (a failed run left it cordoned) is health-gated and uncordoned. The first failure stops the phase with what
+failed on which node; the runner then runs no later phase.
+
+Cordon and uncordon are one merge patch each — `spec.unschedulable` and the annotation together, so a node is never
+cordoned without the annotation that lets a rerun find it — retried until the API answers with the node as wanted, or
+a deadline. Not `kubectl cordon`/`uncordon`: when their PATCH fails they print `error: unable to uncordon node` and
+exit 0 (kubectl v0.37.2, pkg/cmd/drain/drain.go RunCordonOrUncordon: `printError(err); continue`, then `return nil`),
+and the annotation was removed after that "success": the node stayed cordoned while the run went on to the next node,
+and every rerun took it for a user's own cordon (what the upgrade drill once found on m1, right after its control plane
+and kubelet restarted; tests/unit/test_upgrade_cordon.py reproduces it).
 """
 
 from __future__ import annotations
@@ -63,22 +71,34 @@ def kubectl(args: str) -> str:
 # -- commands (pure) ------------------------------------------------------------------------------------------------
 
 
-def drain(node: str, target: Version, timeout_s: int) -> Command:
+def patch_node_until(node: str, patch: dict[str, Any], unschedulable: bool, seconds: float) -> str:
+    """Merge-patch `node` until the API answers with it (un)schedulable as wanted, or `seconds` pass (exit 75 with
+    the last answer). `kubectl patch` exits non-zero when the API refuses the write, and prints the node as stored
+    (stdout: only the field; the API's warnings and errors go to stderr, kept apart for the message)."""
+    field = q("jsonpath={.spec.unschedulable}")
+    patched = kubectl(f"patch node {q(node)} --type=merge -p {q(json.dumps(patch))} -o {field}")
+    wanted = '[ "$got" = true ]' if unschedulable else '[ "$got" != true ]'
+    late = q(f"{node} not {'cordoned' if unschedulable else 'uncordoned'} after {int(seconds)} s (last: ")
+    return (
+        f'err=$(mktemp); deadline=$(( $(date +%s) + {int(seconds)} )); until got=$({patched} 2>"$err") && {wanted}; do '
+        f'[ "$(date +%s)" -ge "$deadline" ] && {{ echo {late}"$got $(tail -c 300 "$err"))" >&2; rm -f "$err"; '
+        'exit 75; }; sleep 1; done; rm -f "$err"'
+    )
+
+
+def drain(node: str, target: Version, timeout_s: int, patch_s: float = 120) -> Command:
+    cordon = {"metadata": {"annotations": {ANNOTATION: str(target)}}, "spec": {"unschedulable": True}}
     return Command(
-        kubectl(f"annotate node {q(node)} {ANNOTATION}={target} --overwrite >/dev/null")
+        patch_node_until(node, cordon, True, patch_s)
         + " && "
-        + kubectl(
-            f"drain {q(node)} --ignore-daemonsets --delete-emptydir-data --timeout={timeout_s}s",
-        ),
+        + kubectl(f"drain {q(node)} --ignore-daemonsets --delete-emptydir-data --timeout={timeout_s}s"),
         description=f"cordon and drain {node} (PodDisruptionBudgets respected, {timeout_s} s)",
     )
 
 
-def uncordon(node: str) -> Command:
-    return Command(
-        kubectl(f"uncordon {q(node)}") + " && " + kubectl(f"annotate node {q(node)} {ANNOTATION}- >/dev/null"),
-        description=f"uncordon {node}",
-    )
+def uncordon(node: str, patch_s: float = 120) -> Command:
+    patch = {"metadata": {"annotations": {ANNOTATION: None}}, "spec": {"unschedulable": None}}
+    return Command(patch_node_until(node, patch, False, patch_s), description=f"uncordon {node}")
 
 
 def kubeadm_upgrade(group: Group, target: Version, cgroup_v1: bool = False) -> Command:
@@ -111,17 +131,18 @@ def node_at_wait(node: str, target: Version, seconds: float) -> str:
 
 
 def cordoned_by_us(nodes_json: str) -> dict[str, bool]:
-    """`kubectl get nodes -o json` → {node: cordoned by keelson's upgrade (unschedulable and annotated)}."""
+    """`kubectl get nodes -o json` → {node: keelson's upgrade cordoned it and has not uncordoned it (its annotation
+    is there)}. A cordon without the annotation is a user's own, left alone. An annotation on a schedulable node is an
+    older keelson's half-done uncordon: uncordoning it again only removes the annotation."""
     try:
         items = json.loads(nodes_json).get("items") or []
     except (ValueError, AttributeError):
         return {}
-    out = {}
-    for item in items:
-        meta, spec = item.get("metadata") or {}, item.get("spec") or {}
-        annotated = ANNOTATION in (meta.get("annotations") or {})
-        out[str(meta.get("name"))] = annotated and bool(spec.get("unschedulable"))
-    return out
+    return {
+        str((item.get("metadata") or {}).get("name")): ANNOTATION
+        in ((item.get("metadata") or {}).get("annotations") or {})
+        for item in items
+    }
 
 
 # -- running on hosts -----------------------------------------------------------------------------------------------
@@ -240,11 +261,15 @@ class UpgradeNodes(CustomPhase):
         admin = self._admin(rc, pool, host)
         state, commands = self._plan_node(rc, pool, host)
         if not commands:
-            if self._cordoned(admin).get(host.name):
-                done = [uncordon(host.name)]
-                execute(admin, host, done, timeout=120)
-                return HostOutcome(changed=True, commands=tuple(done))
-            return HostOutcome()
+            if not self._cordoned(admin).get(host.name):
+                return HostOutcome()
+            # upgraded by a run that stopped before its uncordon: the same gate as then, before the node takes pods
+            self._say(rc, host, f"already at {spec.target}, still cordoned by keelson: health gate, then uncordon")
+            self._gate(rc, pool, host, admin)
+            done = [uncordon(host.name)]
+            execute(admin, host, done, timeout=180)
+            self._say(rc, host, f"at {spec.target}, uncordoned")
+            return HostOutcome(changed=True, commands=tuple(done))
         if state.kubeadm != spec.target:
             raise UpgradeStopped(
                 f"{host.name}: kubeadm there is {state.kubeadm or 'missing'}, not {spec.target}",
@@ -257,14 +282,14 @@ class UpgradeNodes(CustomPhase):
             execute(where, host, cmds, timeout)
             ran.extend(cmds)
 
-        step(admin, [commands[0]], spec.drain_timeout_s + 60)
+        step(admin, [commands[0]], spec.drain_timeout_s + 180)
         self._say(rc, host, commands[1].description)
         step(transport, [*self._images(rc, transport, host), commands[1]], spec.kubeadm_timeout_s)
         binaries = self._binaries(rc, transport, host)
         self._say(rc, host, "kubelet and binaries at the target, kubelet restarted")
         step(transport, [*binaries, restart_kubelet()], 900)
         self._gate(rc, pool, host, admin)
-        step(admin, [uncordon(host.name)], 120)
+        step(admin, [uncordon(host.name)], 180)
         self._say(rc, host, f"at {spec.target}, uncordoned")
         return HostOutcome(changed=True, commands=tuple(ran))
 
