@@ -42,12 +42,21 @@ class PendingCSR:
     sans: frozenset[str]
 
 
-def pending_serving_csrs(out: str) -> list[PendingCSR]:
-    """`kubectl get csr -o json` -> the kubelet-serving CSRs nobody has approved or denied yet. Junk -> []."""
+def _items(out: str) -> list[dict[str, Any]]:
+    """The `items` of kubectl's JSON list; [] for junk."""
     try:
         items = json.loads(out).get("items") or []
     except (ValueError, AttributeError):
         return []
+    return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+
+
+def pending_serving_csrs(out: str) -> list[PendingCSR]:
+    """`kubectl get csr -o json` -> the kubelet-serving CSRs nobody has approved or denied yet. Junk -> []."""
+    return _pending(_items(out))
+
+
+def _pending(items: list[dict[str, Any]]) -> list[PendingCSR]:
     found = []
     for item in items:
         spec, status = item.get("spec") or {}, item.get("status") or {}
@@ -73,10 +82,10 @@ def approvable(csr: PendingCSR, allowed: dict[str, set[str]]) -> bool:
 
 
 def ready_nodes(out: str) -> set[str]:
-    try:
-        items = json.loads(out).get("items") or []
-    except (ValueError, AttributeError):
-        return set()
+    return _ready(_items(out))
+
+
+def _ready(items: list[dict[str, Any]]) -> set[str]:
     ready = set()
     for item in items:
         conditions = (item.get("status") or {}).get("conditions") or []
@@ -88,10 +97,10 @@ def ready_nodes(out: str) -> set[str]:
 def node_troubles(out: str) -> dict[str, list[str]]:
     """Each node's conditions that block pods although it may be Ready (DiskPressure, MemoryPressure, PIDPressure,
     NetworkUnavailable: every condition but Ready that is True)."""
-    try:
-        items = json.loads(out).get("items") or []
-    except (ValueError, AttributeError):
-        return {}
+    return _troubles(_items(out))
+
+
+def _troubles(items: list[dict[str, Any]]) -> dict[str, list[str]]:
     troubles: dict[str, list[str]] = {}
     for item in items:
         conditions = (item.get("status") or {}).get("conditions") or []
@@ -101,8 +110,53 @@ def node_troubles(out: str) -> dict[str, list[str]]:
     return troubles
 
 
-def _troubles_text(troubles: dict[str, list[str]]) -> str:
-    return "; ".join(f"{node}: {', '.join(kinds)}" for node, kinds in sorted(troubles.items())) or "none"
+@dataclass(frozen=True)
+class NodesView:
+    """What the phase waits on, in one read: the pending serving CSRs, the Ready nodes (and the conditions that keep
+    pods off nodes), and whether CoreDNS has an available replica."""
+
+    pending: tuple[PendingCSR, ...] = ()
+    ready: frozenset[str] = frozenset()
+    troubles: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    dns: bool = False
+
+
+def parse_view(out: str) -> NodesView:
+    """`kubectl -n kube-system get csr,nodes,deployments -o json` (one list of all three kinds) -> NodesView; junk or
+    an API that did not answer -> nothing pending, nothing Ready, no DNS."""
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for item in _items(out):
+        by_kind.setdefault(str(item.get("kind")), []).append(item)
+    coredns = [d for d in by_kind.get("Deployment", []) if (d.get("metadata") or {}).get("name") == "coredns"]
+    available = (coredns[0].get("status") or {}).get("availableReplicas") if coredns else None
+    nodes = by_kind.get("Node", [])
+    return NodesView(
+        pending=tuple(_pending(by_kind.get("CertificateSigningRequest", []))),
+        ready=frozenset(_ready(nodes)),
+        troubles=tuple((node, tuple(kinds)) for node, kinds in sorted(_troubles(nodes).items())),
+        dns=isinstance(available, int) and available > 0,
+    )
+
+
+@dataclass(frozen=True)
+class ClusterView(Fact[NodesView]):
+    """The phase's view of the cluster (`NodesView`) from one kubectl call on a master: the CSRs and nodes
+    (cluster-scoped) and kube-system's deployments, CoreDNS's among them. A down API answers an empty view within the
+    request timeout."""
+
+    @property
+    def key(self) -> str:
+        return "nodes-view"
+
+    def command(self) -> str:
+        return f"{KUBECTL} --request-timeout=10s -n kube-system get csr,nodes,deployments -o json 2>/dev/null"
+
+    def parse(self, stdout: str, rc: int) -> NodesView:
+        return parse_view(stdout)
+
+
+def _troubles_text(troubles: Sequence[tuple[str, Sequence[str]]]) -> str:
+    return "; ".join(f"{node}: {', '.join(kinds)}" for node, kinds in sorted(troubles)) or "none"
 
 
 @dataclass(frozen=True)
@@ -127,7 +181,11 @@ class ServingCertsAndReady(CustomPhase):
         return linux_nodes(cluster)
 
     def facts(self, ctx: HostContext) -> Sequence[Fact[Any]]:
-        return (*facts_on(ctx, linux_nodes, ServingCertPresent()), *reads_kubeadm_done(ctx, masters))
+        return (
+            *facts_on(ctx, linux_nodes, ServingCertPresent()),
+            *facts_on(ctx, view_master, ClusterView()),
+            *reads_kubeadm_done(ctx, masters),
+        )
 
     def _missing_certs(self, cluster: Cluster, pool: ConnectionPool, *, fresh: bool = False) -> list[str]:
         have = pool.read_facts(linux_nodes(cluster), lambda _: ServingCertPresent(), fresh=fresh)
@@ -139,34 +197,38 @@ class ServingCertsAndReady(CustomPhase):
         return {name: [approve] for name in missing}
 
     def run(self, rc: RunContext, pool: ConnectionPool) -> dict[str, HostOutcome]:
+        """The first look at the cluster comes from the asking master's fact batch while the run has changed nothing
+        (a no-op asks the API nothing more: the batch already ran the same kubectl call); every later look is
+        fresh."""
         cluster = rc.cluster
         outcomes = {h.name: HostOutcome() for h in linux_nodes(cluster)}
         masters = initialised_masters(cluster, pool)
         if not masters:
             raise ControlPlaneError("no master is initialised: cannot approve certificates or check nodes")
-        api = pool.get(masters[0])
+        asked = masters[-1]  # view_master's choice, among the initialised masters
+        api = pool.get(asked)
         allowed = {h.name: {h.name, str(rc.nodes.ip(h))} for h in linux_nodes(cluster)}
         missing = set(self._missing_certs(cluster, pool))
         approved: dict[str, list[str]] = {}
         deadline = time.monotonic() + DEFAULTS.health_timeout_s
+        view = pool.read_fact(asked, ClusterView())
         while True:
-            csrs, nodes, dns = _cluster_view(api)
-            for csr in pending_serving_csrs(csrs):
+            for csr in view.pending:
                 if approvable(csr, allowed):
                     _kubectl(api, f"certificate approve {csr.name}")
                     approved.setdefault(csr.node, []).append(csr.name)
             if missing:
                 missing = set(self._missing_certs(cluster, pool, fresh=True))
-            not_ready = set(allowed) - ready_nodes(nodes)
-            if not missing and not not_ready and dns:
+            not_ready = set(allowed) - view.ready
+            if not missing and not not_ready and view.dns:
                 break
             if time.monotonic() > deadline:
-                troubles = node_troubles(nodes)
-                disk = any("DiskPressure" in kinds for kinds in troubles.values())
+                disk = any("DiskPressure" in kinds for _, kinds in view.troubles)
                 raise ControlPlaneError(
                     f"after {DEFAULTS.health_timeout_s:.0f} s: not Ready: {sorted(not_ready) or 'none'}; "
                     f"no serving certificate: {sorted(missing) or 'none'}; "
-                    f"CoreDNS available: {'yes' if dns else 'no'}; node conditions: {_troubles_text(troubles)}",
+                    f"CoreDNS available: {'yes' if view.dns else 'no'}; "
+                    f"node conditions: {_troubles_text(view.troubles)}",
                     hint=(
                         "DiskPressure: the kubelet found less free disk than its eviction thresholds (default "
                         "imagefs 15 %, nodefs 10 % of the file system holding /var/lib/containerd and "
@@ -177,21 +239,18 @@ class ServingCertsAndReady(CustomPhase):
                     ),
                 )
             time.sleep(POLL_S)
+            view = pool.read_fact(asked, ClusterView(), fresh=True)
         for node, names in approved.items():
             command = Command(f"{KUBECTL} certificate approve {' '.join(names)}")
             outcomes[node] = HostOutcome(changed=True, commands=(command,))
         return outcomes
 
 
-def _cluster_view(api: Transport) -> tuple[str, str, bool]:
-    """One read of what the phase waits on: the CSRs, the nodes, and whether CoreDNS has an available replica."""
-    out = api.run(
-        f"{KUBECTL} get csr -o json; echo @@KEELSON@@; {KUBECTL} get nodes -o json; echo @@KEELSON@@; "
-        f"{KUBECTL} -n kube-system get deployment coredns -o jsonpath='{{.status.availableReplicas}}'",
-        timeout=60,
-    ).stdout
-    csrs, nodes, dns = [*out.split("@@KEELSON@@"), "", "", ""][:3]
-    return csrs, nodes, dns.strip().isdigit() and int(dns.strip()) > 0
+def view_master(cluster: Cluster) -> list[Host]:
+    """The master the phase asks the API from: the last. The first master's batch already asks the API for keelson's
+    applied record (roles/control_plane/manifests.py); with this view on another master the two kubectl calls run in
+    different hosts' batches at once instead of one after the other in the first master's."""
+    return cluster.masters[-1:]
 
 
 def _kubectl(api: Transport, args: str) -> str:

@@ -282,3 +282,91 @@ def test_node_troubles_names_the_conditions_that_keep_pods_off_a_ready_node() ->
     )
     assert node_troubles(out) == {"m1": ["DiskPressure"], "w2": ["MemoryPressure", "NetworkUnavailable"]}
     assert node_troubles("not json") == {}
+
+
+def _node(name: str, ready: str) -> dict[str, Any]:
+    return {"kind": "Node", "metadata": {"name": name}, "status": {"conditions": [{"type": "Ready", "status": ready}]}}
+
+
+def test_the_nodes_view_is_one_list_of_csrs_nodes_and_deployments() -> None:
+    from roles.control_plane.nodes import ClusterView, parse_view
+
+    csr = {"kind": "CertificateSigningRequest", "metadata": {"name": "csr-ok"}, "status": {},
+           "spec": {"signerName": "kubernetes.io/kubelet-serving", "username": "system:node:w1",
+                    "request": _csr("w1", ["w1"], ["10.0.0.21"])}}  # fmt: skip
+    pressed = _node("w1", "False")
+    pressed["status"]["conditions"].append({"type": "DiskPressure", "status": "True"})
+    coredns = {"kind": "Deployment", "metadata": {"name": "coredns"}, "status": {"availableReplicas": 2}}
+    other = {"kind": "Deployment", "metadata": {"name": "metrics"}, "status": {"availableReplicas": 0}}
+    out = json.dumps({"kind": "List", "items": [csr, _node("m1", "True"), pressed, other, coredns]})
+    view = ClusterView().parse(out, 0)
+    assert [c.name for c in view.pending] == ["csr-ok"]
+    assert view.ready == {"m1"} and view.dns
+    assert view.troubles == (("w1", ("DiskPressure",)),)
+    no_dns = json.dumps({"items": [_node("m1", "True"), {**coredns, "status": {}}]})
+    assert not parse_view(no_dns).dns
+    assert parse_view("Unable to connect to the server") == parse_view("") == parse_view('{"items": 3}')
+    assert not parse_view("junk").ready and not parse_view("junk").dns
+
+
+class _Api:
+    """A master whose kubectl answers with `views` in turn, recording what it is asked."""
+
+    def __init__(self, *views: str) -> None:
+        self.views, self.commands_run = list(views), 0
+        self.asked: list[str] = []
+        self.host = "m3"
+
+    def run(self, script: str, **_: Any) -> Any:
+        from roles.engine.transport import CommandResult
+
+        self.asked.append(script)
+        self.commands_run += 1
+        return CommandResult(0, self.views.pop(0) if "get csr,nodes" in script else "", "")
+
+
+def _ready_view(*not_ready: str) -> str:
+    names = ("m1", "m2", "m3", "w1")
+    nodes = [_node(n, "False" if n in not_ready else "True") for n in names]
+    coredns = {"kind": "Deployment", "metadata": {"name": "coredns"}, "status": {"availableReplicas": 1}}
+    return json.dumps({"kind": "List", "items": [*nodes, coredns]})
+
+
+def test_a_no_op_nodes_phase_reads_the_cluster_from_the_last_masters_batch(tmp_path: Path) -> None:
+    from roles.control_plane.cluster_ops import KUBEADM_DONE
+    from roles.control_plane.nodes import ClusterView, ServingCertPresent, ServingCertsAndReady
+    from roles.engine.context import HostContext, RunContext
+    from tests.fake_pool import FakePool
+
+    cluster = parse_inventory(INVENTORY)
+    phase = ServingCertsAndReady()
+    asked = {h.name: {f.key for f in phase.facts(HostContext(cluster, h, tmp_path))} for h in cluster.hosts}
+    assert [n for n, keys in asked.items() if ClusterView().key in keys] == ["m3"]  # one master asks the API
+    api = _Api()
+    batch = {ClusterView().key: ClusterView().parse(_ready_view(), 0), ServingCertPresent().key: True,
+             KUBEADM_DONE.key: True}  # fmt: skip
+    pool = FakePool(cluster)
+    pool.transports = {h.name: api if h.name == "m3" else None for h in cluster.hosts}  # type: ignore[misc]
+    pool.gathered = lambda host, key: (key in batch, batch.get(key))
+    outcomes = phase.run(RunContext(cluster, tmp_path), pool)  # type: ignore[arg-type]
+    assert not any(o.changed for o in outcomes.values())
+    assert api.asked == []  # nothing asked beyond the batch
+
+
+def test_the_nodes_phase_looks_again_until_every_node_is_ready(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from roles.control_plane import nodes
+    from roles.control_plane.cluster_ops import KUBEADM_DONE
+    from roles.control_plane.nodes import ClusterView, ServingCertPresent, ServingCertsAndReady
+    from roles.engine.context import RunContext
+    from tests.fake_pool import FakePool
+
+    monkeypatch.setattr(nodes, "POLL_S", 0.0)
+    cluster = parse_inventory(INVENTORY)
+    api = _Api(_ready_view("w1"), _ready_view())
+    batch = {ClusterView().key: ClusterView().parse(_ready_view("w1", "m2"), 0), ServingCertPresent().key: True,
+             KUBEADM_DONE.key: True}  # fmt: skip
+    pool = FakePool(cluster)
+    pool.transports = {h.name: api if h.name == "m3" else None for h in cluster.hosts}  # type: ignore[misc]
+    pool.gathered = lambda host, key: (key in batch, batch.get(key))
+    ServingCertsAndReady().run(RunContext(cluster, tmp_path), pool)  # type: ignore[arg-type]
+    assert len(api.asked) == 2 and all("get csr,nodes,deployments" in s for s in api.asked)  # fresh looks
