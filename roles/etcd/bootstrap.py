@@ -23,13 +23,14 @@ from inventory.model import Cluster, Host
 from roles.engine.command import Command
 from roles.engine.context import HostContext, RunContext
 from roles.engine.errors import CommandFailed, EngineError
-from roles.engine.facts import Fact, FileText
+from roles.engine.facts import CommandOutput, Fact, FileText
+from roles.engine.nodes import NodeIPs
 from roles.engine.phase import CustomPhase, HostOutcome, facts_on
 from roles.engine.transport import ConnectionPool
 from roles.etcd.commands import HEALTHCHECK_TLS, endpoint_health_cmd, member_client_url
 from roles.etcd.defaults import DEFAULTS as ETCD
 from roles.etcd.facts import MemberState, MemberStateFact
-from roles.etcd.health import asker, parse_health, wait_healthy
+from roles.etcd.health import asker, health_command, missing_or_sick, parse_health, wait_healthy
 from roles.etcd.render import kept_block
 from roles.etcd.steps import desired_digest, mark_applied
 from roles.state import StateDir
@@ -70,14 +71,39 @@ def decide(cluster: Cluster, states: dict[str, MemberState], has_quorum: bool) -
     return StartPlan(start=start)
 
 
+def health_fact(cluster: Cluster, nodes: NodeIPs) -> CommandOutput:
+    """`endpoint health --cluster`, as the gate asks it, for a fact batch."""
+    return CommandOutput("etcd-health", health_command(cluster, nodes))
+
+
+def batch_asker(cluster: Cluster) -> list[Host]:
+    """The member whose fact batch asks etcd's health: the middle one. With etcd on the masters, the first and the
+    last masters' batches already ask the API (roles/control_plane/manifests.py, nodes.py); each slow read in the
+    batch of a host of its own, they run at once."""
+    members = cluster.etcd_members
+    return members[len(members) // 2 :][:1]
+
+
 class StartMembers(CustomPhase):
+    """When no member is to be started, the gate's answer is the health `batch_asker`'s fact batch gathered at the
+    start of this run (the runner answers from the batch only while the run has changed nothing; else it is asked
+    now); a cluster not healthy then is polled as after a start."""
+
     title = "etcd | Start members (parallel) and wait until healthy"
 
     def hosts(self, cluster: Cluster) -> list[Host]:
         return cluster.etcd_members
 
     def facts(self, ctx: HostContext) -> Sequence[Fact[Any]]:
-        return facts_on(ctx, self.hosts, MemberStateFact(ctx.cluster.etcd.data_dir), FileText(ETCD.config_file))
+        return (
+            *facts_on(ctx, self.hosts, MemberStateFact(ctx.cluster.etcd.data_dir), FileText(ETCD.config_file)),
+            *facts_on(ctx, batch_asker, health_fact(ctx.cluster, ctx.nodes)),
+        )
+
+    @staticmethod
+    def _healthy_now(rc: RunContext, pool: ConnectionPool) -> bool:
+        stdout, _ = pool.read_fact(batch_asker(rc.cluster)[0], health_fact(rc.cluster, rc.nodes))
+        return not missing_or_sick(rc.cluster, parse_health(stdout), rc.nodes)
 
     # -- reading ------------------------------------------------------------------------------------------
     @staticmethod
@@ -124,7 +150,8 @@ class StartMembers(CustomPhase):
 
             with ThreadPoolExecutor(max_workers=len(plan.start)) as ex:
                 list(ex.map(start, plan.start))
-        wait_healthy(cluster, pool.get(asker(cluster, avoid=plan.start)), nodes=rc.nodes)
+        if plan.start or not self._healthy_now(rc, pool):
+            wait_healthy(cluster, pool.get(asker(cluster, avoid=plan.start)), nodes=rc.nodes)
         state = StateDir(rc.state_dir)
         outcomes: dict[str, HostOutcome] = {}
         for name in plan.start:

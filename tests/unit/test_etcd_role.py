@@ -331,3 +331,40 @@ def test_member_state_script_output_is_complete(tmp_path):
     out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=False).stdout
     state = parse_member_state(out)
     assert state.complete and not state.has_data
+
+
+def _start_members_run(tmp_path: Path, batch_health: str, live: list[str]) -> tuple[dict[str, int], list[str]]:
+    """StartMembers.run on 3 running members with data; the middle one's batch says `batch_health`."""
+    from roles.engine.context import RunContext
+    from roles.etcd.bootstrap import StartMembers, health_fact
+    from tests.fake_pool import FakePool
+
+    cluster = make_cluster()
+    phase = StartMembers()
+    running = MemberState("active", True, "")
+    batch: dict[str, object] = {MemberStateFact(cluster.etcd.data_dir).key: running, FileText(ETCD.config_file).key: ""}
+    batch[health_fact(cluster, RunContext(cluster, tmp_path).nodes).key] = (batch_health, 0)
+    pool = FakePool(cluster)
+    transports = {h.name: FakeTransport(list(live)) for h in cluster.hosts}
+    pool.transports = transports  # type: ignore[misc,assignment]
+    pool.gathered = lambda host, key: (key in batch and (key != "cmd:etcd-health" or host == "m2"), batch.get(key))
+    outcomes = phase.run(RunContext(cluster, tmp_path), pool)  # type: ignore[arg-type]
+    assert not any(o.changed for o in outcomes.values())
+    return {n: t.commands_run for n, t in transports.items()}, transports["m1"].outputs
+
+
+def test_start_members_no_op_gates_on_the_health_its_batch_gathered(tmp_path: Path) -> None:
+    from roles.etcd.bootstrap import StartMembers, health_fact
+
+    cluster = make_cluster()
+    keys = {h.name: [f.key for f in StartMembers().facts(HostContext(cluster, h, tmp_path))] for h in cluster.hosts}
+    asked = [
+        n
+        for n, k in keys.items()
+        if health_fact(cluster, HostContext(cluster, cluster.hosts[0], tmp_path).nodes).key in k
+    ]
+    assert asked == ["m2"]  # the middle member: the first and last masters' batches ask the API
+    runs, _ = _start_members_run(tmp_path, HEALTH_OK, [])
+    assert runs == {"m1": 0, "m2": 0, "m3": 0}  # healthy in the batch: nothing asked again
+    runs, left = _start_members_run(tmp_path, HEALTH_ONE_DOWN, [HEALTH_OK])
+    assert runs == {"m1": 1, "m2": 0, "m3": 0} and left == []  # not healthy there: the gate polls, as after a start
