@@ -20,6 +20,7 @@ class FakePool:
 
     read_fact = ConnectionPool.read_fact  # the real logic: from the run's fact batch, else the fact's command
     read_facts = ConnectionPool.read_facts
+    _from_batch = ConnectionPool._from_batch
 
     def get(self, host: Host) -> Transport:
         transport = self.transports[host.name]

@@ -452,22 +452,37 @@ class ConnectionPool:
         nothing (the runner sets `gathered`; a custom phase lists the facts it reads in `facts()`), else by running
         its command now. `fresh`: always run it (a value polled in a loop, or read after this phase changed
         something)."""
-        if not fresh and self.gathered is not None:
-            found, value = self.gathered(host.name, fact.key)
-            if found:
-                return cast("T", value)
+        found, value = self._from_batch(host, fact, fresh)
+        if found:
+            return value
         result = self.get(host).run(fact.command(), timeout=60)
         return fact.parse(result.stdout, result.rc)
+
+    def _from_batch(self, host: Host, fact: Fact[T], fresh: bool) -> tuple[bool, T]:
+        if fresh or self.gathered is None:
+            return False, cast("T", None)
+        found, value = self.gathered(host.name, fact.key)
+        return found, cast("T", value)
 
     def read_facts(
         self, hosts: Sequence[Host], fact: Callable[[Host], Fact[T]], *, fresh: bool = False
     ) -> dict[str, T]:
-        """`read_fact` on each of `hosts` at once (the fact each host is asked for may depend on the host)."""
-        if not hosts:
-            return {}
-        with ThreadPoolExecutor(max_workers=len(hosts)) as ex:
-            values = ex.map(lambda h: self.read_fact(h, fact(h), fresh=fresh), hosts)
-            return dict(zip([h.name for h in hosts], values, strict=True))
+        """`read_fact` on each of `hosts` at once (the fact each host is asked for may depend on the host). Answers
+        from the run's fact batch are taken in this thread; a thread per host only for those asked now (on a busy
+        machine each thread's start and hand-back waits for a CPU: 0.4-0.9 s in a no-op's phases at load 45)."""
+        values: dict[str, T] = {}
+        asked = []
+        for host in hosts:
+            found, value = self._from_batch(host, fact(host), fresh)
+            if found:
+                values[host.name] = value
+            else:
+                asked.append(host)
+        if asked:
+            with ThreadPoolExecutor(max_workers=len(asked)) as ex:
+                read = ex.map(lambda h: self.read_fact(h, fact(h), fresh=fresh), asked)
+                values.update(zip([h.name for h in asked], read, strict=True))
+        return {h.name: values[h.name] for h in hosts}
 
     def drop(self, host: Host) -> None:
         """Forget a broken connection: the next `get` reconnects."""
