@@ -327,3 +327,31 @@ def test_verify_fails_naming_the_etcd_member_that_is_stopped(drill: Drill) -> No
         timeout=120,
         every=3,
     )
+
+
+def test_verify_stopped_by_sigterm_takes_its_scratch_lab_down(drill: Drill) -> None:
+    """A verify killed while its scratch host is up (a CI timeout, `kill`) still takes the scratch lab down, so the
+    next verify is not refused for a lab left behind."""
+    import os
+    import signal
+    import subprocess
+
+    from tests.kube_helpers import KEELSON
+
+    scratch = "t-drill-scratch"
+    env = {**os.environ, "KEELSON_STATE_DIR": str(drill.state)}
+    argv = [*KEELSON, "verify", "-i", str(drill.inventory), "--json"]
+    with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            wait_for("the scratch lab up", lambda: scratch in Lab.names() or proc.poll() is not None, timeout=300)
+            assert proc.poll() is None, "verify ended before its scratch lab was up"
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=180)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, out[-2000:] + err[-2000:]
+    assert "Traceback" not in out + err, err[-3000:]
+    assert scratch not in Lab.names()
+    rc, report = verify_report(drill)  # and the next verify runs its restore check again
+    assert rc == 0 and check_named(report, "restore")["status"] == "pass", report
