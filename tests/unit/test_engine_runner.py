@@ -349,3 +349,32 @@ def test_a_gate_after_changes_only_skips_hosts_that_needed_nothing(hosts: dict[s
     assert run([phase]).ok and gated == ["m1", "m3"]  # the no-op gates nobody
     phase.gate_after_changes_only = False
     assert run([phase]).ok and gated == ["m1", "m3", "m1", "m2", "m3"]
+
+
+def test_hosts_with_nothing_to_do_are_planned_in_the_runners_thread(hosts: dict[str, LocalTransport]) -> None:
+    import threading
+
+    planned_in: dict[str, set[str]] = {}
+
+    class Where(Step):
+        name = "test | where"
+
+        def __init__(self, phase: str, value: str) -> None:
+            self.phase, self.inner = phase, value_step(phase, value)
+
+        def facts(self, ctx: HostContext) -> Sequence[Fact[Any]]:
+            return self.inner.facts(ctx)
+
+        def check(self, ctx: HostContext, facts: FactValues) -> list[Command]:
+            planned_in.setdefault(self.phase, set()).add(threading.current_thread().name)
+            return self.inner.check(ctx, facts)
+
+    plan = [Phase("One", all_hosts, [Where("a", "1")]), Phase("Two", all_hosts, [Where("b", "2")])]
+    assert run(plan).ok
+    (hosts["m2"].root / "b").write_text("drifted")
+    planned_in.clear()
+    again = run(plan)
+    assert again.changed_hosts == ["m2"] and (hosts["m2"].root / "b").read_text() == "2"
+    assert threading.current_thread().name not in planned_in["a"]  # facts to gather: each host on a thread
+    assert planned_in["b"] == {threading.current_thread().name}  # gathered: planned here, m2's change run on one
+    assert all(t.commands_run == (6 if n == "m2" else 5) for n, t in hosts.items())  # fresh 4, again 1 (m2: 2)
