@@ -5,19 +5,29 @@ node's spec.unschedulable and annotations in a file and refuses the next N write
 node` and exit 0 (pkg/cmd/drain/drain.go RunCordonOrUncordon: `printError(err); continue`, then `return nil`).
 
 The invariant a rerun depends on: a node keelson cordoned carries keelson's annotation until it is schedulable again
-(`cordoned_by_us` finds it by that annotation; a cordon without it is a user's own and is left alone)."""
+(`cordoned_by_us` finds it by that annotation; a cordon without it is a user's own and is left alone). On a rerun such
+a node, already at the target, passes the same health gate before its uncordon (hosts answered by a stand-in)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
-from roles.upgrade.nodes import ANNOTATION, cordoned_by_us, drain, kubectl, uncordon
-from roles.upgrade.versions import Version
+from inventory.loader import parse_inventory
+from provision.artifacts.catalog import release
+from provision.artifacts.sources import Resolver
+from roles.engine.context import RunContext
+from roles.engine.transport import CommandResult
+from roles.etcd.commands import member_client_url
+from roles.upgrade.nodes import ANNOTATION, Group, UpgradeNodes, UpgradeSpec, cordoned_by_us, drain, kubectl, uncordon
+from roles.upgrade.versions import CONTROL_PLANE, Version
 
 # STAND-IN: kubectl for one node, its state in $NODE_FILE, $REFUSE_FILE holding how many writes the API refuses next.
 STUB_KUBECTL = """#!{python}
@@ -187,3 +197,88 @@ def test_drain_does_not_start_on_a_node_it_could_not_cordon(tmp_path: Path) -> N
 def test_a_users_own_cordon_is_not_ours() -> None:
     nodes = {"items": [{"metadata": {"name": "w1"}, "spec": {"unschedulable": True}}]}
     assert cordoned_by_us(json.dumps(nodes)) == {"w1": False}
+
+
+# -- the rerun: a node already at the target that keelson's annotation still marks ------------------------------
+
+INVENTORY = """
+name: prod
+kubernetes: {version: v1.37.2, artifacts: {source: local, local: /nonexistent}}
+hosts:
+  - {name: m1, address: 10.0.0.11, roles: [master]}
+  - {name: m2, address: 10.0.0.12, roles: [master]}
+  - {name: m3, address: 10.0.0.13, roles: [master]}
+  - {name: w1, address: 10.0.0.21, roles: [worker]}
+control_plane: {vip: 10.0.0.10/24}
+"""
+DONE = "kubelet Kubernetes v1.37.2\nrunning 990 /usr/local/bin/kubelet\nkubeadm v1.37.2\n" + "".join(
+    f"manifest {c} registry.k8s.io/{c}:v1.37.2\n" for c in CONTROL_PLANE
+)
+
+
+@dataclass
+class Answering:
+    """A host's transport that answers by what the script asks; every script is logged as (host, script)."""
+
+    host: str
+    log: list[tuple[str, str]]
+    nodes: dict[str, Any]
+    late: str = ""  # a wait that times out: a script containing this exits 75
+
+    def run(self, script: str, *, timeout: float | None = None, check: bool = False, private: bool = False) -> Any:
+        self.log.append((self.host, script))
+        if self.late and self.late in script:
+            return CommandResult(75, "", "w1 not Ready at v1.37.2 after 300 s (last: v1.37.2 False)")
+        if "--version" in script and "MainPID" in script:
+            return CommandResult(0, DONE, "")
+        if "get nodes -o json" in script:
+            return CommandResult(0, json.dumps(self.nodes), "")
+        if "endpoint health" in script:
+            cluster = parse_inventory(INVENTORY)
+            members = [{"endpoint": member_client_url(cluster, h), "health": True} for h in cluster.etcd_members]
+            return CommandResult(0, json.dumps(members), "")
+        return CommandResult(0, "", "")
+
+
+def rerun(tmp_path: Path, host: str, nodes: dict[str, Any], late: str = "") -> tuple[Any, list[tuple[str, str]]]:
+    cluster = parse_inventory(INVENTORY)
+    log: list[tuple[str, str]] = []
+    transports = {h.name: Answering(h.name, log, nodes, late) for h in cluster.hosts}
+    pool = SimpleNamespace(get=lambda h: transports[h.name])
+    group: Group = "workers" if host.startswith("w") else "first"
+    phase = UpgradeNodes(UpgradeSpec(TARGET, Resolver(cluster.kubernetes.artifacts, release(str(TARGET)))), group)
+    outcomes = phase.run(RunContext(cluster, tmp_path), pool)  # type: ignore[arg-type]
+    return outcomes[host], log
+
+
+def node(name: str, *, unschedulable: bool, annotated: bool) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "annotations": {ANNOTATION: str(TARGET)} if annotated else {}},
+        "spec": {"unschedulable": True} if unschedulable else {},
+    }
+
+
+@pytest.mark.parametrize("name", ["w1", "m1"])
+def test_a_done_node_keelson_left_cordoned_is_gated_then_uncordoned(tmp_path: Path, name: str) -> None:
+    outcome, log = rerun(tmp_path, name, {"items": [node(name, unschedulable=True, annotated=True)]})
+    assert outcome.changed and outcome.error is None
+    scripts = [s for _, s in log]
+    patched = next(i for i, s in enumerate(scripts) if f"patch node {name}" in s)
+    gate = [i for i, s in enumerate(scripts) if f"get node {name} -o jsonpath" in s or "/readyz" in s]
+    assert gate and max(gate) < patched, "the health gate before the uncordon"
+    if name == "m1":
+        assert any("endpoint health" in s for s in scripts[:patched]), "a master: etcd healthy first"
+
+
+def test_a_done_node_that_fails_the_gate_stays_cordoned(tmp_path: Path) -> None:
+    outcome, log = rerun(tmp_path, "w1", {"items": [node("w1", unschedulable=True, annotated=True)]}, "get node w1")
+    assert "w1: health gate: w1 not Ready at v1.37.2" in outcome.error
+    assert not any("patch node" in s for _, s in log)
+
+
+@pytest.mark.parametrize("unschedulable", [False, True])
+def test_a_done_node_without_keelsons_mark_is_left_as_it_is(tmp_path: Path, unschedulable: bool) -> None:
+    """Schedulable, or a user's own cordon: no gate, no patch."""
+    outcome, log = rerun(tmp_path, "w1", {"items": [node("w1", unschedulable=unschedulable, annotated=False)]})
+    assert not outcome.changed and outcome.error is None
+    assert not any("patch node" in s or "/readyz" in s for _, s in log)
