@@ -33,6 +33,7 @@ q = shlex.quote
 INIT_MARKER = DEFAULTS.init_marker
 JOIN_MARKER = DEFAULTS.join_marker
 KUBECTL = DEFAULTS.kubectl
+RECORD = "keelson-applied"  # kube-system's ConfigMap of what keelson applied (roles/control_plane/manifests.py)
 
 
 class ControlPlaneError(KeelsonError):

@@ -1,6 +1,7 @@
 """Kubernetes manifests applied from a master with server-side apply, each under a name, skipped when the cluster
 already has what keelson last applied under that name (its sha256 is kept in the ConfigMap
-kube-system/keelson-applied: one kubectl read per run tells every manifest's state)."""
+kube-system/keelson-applied: one kubectl read per run tells every manifest's state, the same read that tells the nodes
+phase what it waits on: `ClusterView`, roles/control_plane/nodes.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ import hashlib
 import json
 import shlex
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from inventory.model import Cluster, Host
-from roles.control_plane.cluster_ops import KUBECTL, initialised_masters, masters, reads_kubeadm_done
+from roles.control_plane.cluster_ops import KUBECTL, RECORD, initialised_masters, masters, reads_kubeadm_done
+from roles.control_plane.nodes import ClusterView, view_master
 from roles.engine.command import Command
 from roles.engine.context import HostContext, RunContext
 from roles.engine.errors import CommandFailed
@@ -21,17 +22,7 @@ from roles.engine.phase import CustomPhase, HostOutcome, facts_on
 from roles.engine.transport import ConnectionPool
 
 q = shlex.quote
-RECORD = "keelson-applied"
 FIELD_MANAGER = "keelson"
-
-
-def applied_digests(out: str) -> dict[str, str]:
-    """`kubectl get configmap keelson-applied -o json` -> {manifest name: sha256}; {} when absent or junk."""
-    try:
-        data = json.loads(out).get("data") or {}
-    except (ValueError, AttributeError):
-        return {}
-    return {k: v for k, v in data.items() if isinstance(v, str)}
 
 
 def apply_command(name: str, manifest: str) -> Command:
@@ -52,22 +43,6 @@ def apply_command(name: str, manifest: str) -> Command:
     return Command(script, description=f"kubectl apply --server-side {name} ({digest[:12]})", summary_only=True)
 
 
-@dataclass(frozen=True)
-class AppliedRecord(Fact[dict[str, str]]):
-    """What keelson last applied (manifest name -> sha256), from the cluster's record ConfigMap; read on a master,
-    in its fact batch. A down or missing API answers {} within the request timeout."""
-
-    @property
-    def key(self) -> str:
-        return f"applied-record:{RECORD}"
-
-    def command(self) -> str:
-        return f"{KUBECTL} --request-timeout=10s -n kube-system get configmap {RECORD} -o json 2>/dev/null"
-
-    def parse(self, stdout: str, rc: int) -> dict[str, str]:
-        return applied_digests(stdout)
-
-
 class ApplyManifests(CustomPhase):
     """Apply `render(cluster)`'s manifests (name -> YAML) that differ from what was last applied."""
 
@@ -79,13 +54,13 @@ class ApplyManifests(CustomPhase):
         return cluster.masters
 
     def facts(self, ctx: HostContext) -> Sequence[Fact[Any]]:
-        return (*facts_on(ctx, lambda c: c.masters[:1], AppliedRecord()), *reads_kubeadm_done(ctx, masters))
+        return (*facts_on(ctx, view_master, ClusterView()), *reads_kubeadm_done(ctx, masters))
 
     def _todo(self, rc: RunContext, pool: ConnectionPool) -> tuple[Host | None, list[Command]]:
         ready = initialised_masters(rc.cluster, pool)
         if not ready:
             return None, [apply_command(n, m) for n, m in self.render(rc.cluster).items()]
-        have = pool.read_fact(ready[0], AppliedRecord())
+        have = pool.read_fact(ready[-1], ClusterView()).applied  # view_master's choice, among the initialised
         todo = [
             apply_command(name, text)
             for name, text in self.render(rc.cluster).items()

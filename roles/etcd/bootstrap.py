@@ -77,9 +77,9 @@ def health_fact(cluster: Cluster, nodes: NodeIPs) -> CommandOutput:
 
 
 def batch_asker(cluster: Cluster) -> list[Host]:
-    """The member whose fact batch asks etcd's health: the middle one. With etcd on the masters, the first and the
-    last masters' batches already ask the API (roles/control_plane/manifests.py, nodes.py); each slow read in the
-    batch of a host of its own, they run at once."""
+    """The member whose fact batch asks etcd's health: the middle one. With etcd on the masters, the last master's
+    batch already asks the API (roles/control_plane/nodes.py): each slow read in the batch of a host of its own,
+    they run at once."""
     members = cluster.etcd_members
     return members[len(members) // 2 :][:1]
 

@@ -22,7 +22,7 @@ from inventory.loader import parse_inventory
 from roles.control_plane import render
 from roles.control_plane.cluster_ops import parse_tokens, token_fresh
 from roles.control_plane.kubeconfig import admin_kubeconfig
-from roles.control_plane.manifests import applied_digests, apply_command
+from roles.control_plane.manifests import apply_command
 from roles.control_plane.nodes import PendingCSR, approvable, pending_serving_csrs, ready_nodes
 from roles.pki import kubernetes as k8s_pki
 from roles.state import StateDir
@@ -197,8 +197,6 @@ def test_ready_nodes_and_applied_digests() -> None:
         {"metadata": {"name": "w1"}, "status": {"conditions": [{"type": "Ready", "status": "False"}]}},
     ]}  # fmt: skip
     assert ready_nodes(json.dumps(nodes)) == {"m1"}
-    assert applied_digests('{"data": {"cni-flannel": "abc"}}') == {"cni-flannel": "abc"}
-    assert applied_digests("Error from server (NotFound)") == {}
     command = apply_command("cni-flannel", "kind: Namespace\n")
     assert hashlib.sha256(b"kind: Namespace\n").hexdigest()[:12] in command.shown()
 
@@ -298,15 +296,19 @@ def test_the_nodes_view_is_one_list_of_csrs_nodes_and_deployments() -> None:
     pressed["status"]["conditions"].append({"type": "DiskPressure", "status": "True"})
     coredns = {"kind": "Deployment", "metadata": {"name": "coredns"}, "status": {"availableReplicas": 2}}
     other = {"kind": "Deployment", "metadata": {"name": "metrics"}, "status": {"availableReplicas": 0}}
-    out = json.dumps({"kind": "List", "items": [csr, _node("m1", "True"), pressed, other, coredns]})
-    view = ClusterView().parse(out, 0)
+    record = {"kind": "ConfigMap", "metadata": {"name": "keelson-applied"}, "data": {"cni-flannel": "abc", "x": 1}}
+    kubeadm = {"kind": "ConfigMap", "metadata": {"name": "kubeadm-config"}, "data": {"cni-flannel": "no"}}
+    items = [csr, _node("m1", "True"), pressed, other, kubeadm, coredns, record]
+    view = ClusterView().parse(json.dumps({"kind": "List", "items": items}), 0)
     assert [c.name for c in view.pending] == ["csr-ok"]
     assert view.ready == {"m1"} and view.dns
     assert view.troubles == (("w1", ("DiskPressure",)),)
+    assert view.applied == {"cni-flannel": "abc"}  # the record's own strings only
+    assert parse_view(json.dumps({"items": [{**record, "data": None}]})).applied == {}
     no_dns = json.dumps({"items": [_node("m1", "True"), {**coredns, "status": {}}]})
     assert not parse_view(no_dns).dns
     assert parse_view("Unable to connect to the server") == parse_view("") == parse_view('{"items": 3}')
-    assert not parse_view("junk").ready and not parse_view("junk").dns
+    assert not parse_view("junk").ready and not parse_view("junk").dns and not parse_view("junk").applied
 
 
 class _Api:
@@ -334,6 +336,7 @@ def _ready_view(*not_ready: str) -> str:
 
 def test_a_no_op_nodes_phase_reads_the_cluster_from_the_last_masters_batch(tmp_path: Path) -> None:
     from roles.control_plane.cluster_ops import KUBEADM_DONE
+    from roles.control_plane.manifests import ApplyManifests
     from roles.control_plane.nodes import ClusterView, ServingCertPresent, ServingCertsAndReady
     from roles.engine.context import HostContext, RunContext
     from tests.fake_pool import FakePool
@@ -342,6 +345,10 @@ def test_a_no_op_nodes_phase_reads_the_cluster_from_the_last_masters_batch(tmp_p
     phase = ServingCertsAndReady()
     asked = {h.name: {f.key for f in phase.facts(HostContext(cluster, h, tmp_path))} for h in cluster.hosts}
     assert [n for n, keys in asked.items() if ClusterView().key in keys] == ["m3"]  # one master asks the API
+    flannel = ApplyManifests("Cluster network | flannel", lambda c: {"cni-flannel": "kind: Namespace"})
+    assert {f.key for f in flannel.facts(HostContext(cluster, cluster.masters[-1], tmp_path))} <= asked[
+        "m3"
+    ]  # same read
     api = _Api()
     batch = {ClusterView().key: ClusterView().parse(_ready_view(), 0), ServingCertPresent().key: True,
              KUBEADM_DONE.key: True}  # fmt: skip
