@@ -368,3 +368,36 @@ def test_start_members_no_op_gates_on_the_health_its_batch_gathered(tmp_path: Pa
     assert runs == {"m1": 0, "m2": 0, "m3": 0}  # healthy in the batch: nothing asked again
     runs, left = _start_members_run(tmp_path, HEALTH_ONE_DOWN, [HEALTH_OK])
     assert runs == {"m1": 1, "m2": 0, "m3": 0} and left == []  # not healthy there: the gate polls, as after a start
+
+
+def test_version_fact_keeps_the_line_while_the_binary_is_the_same(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    def install(version: str) -> None:  # as an install does: a new file renamed over the old one
+        new = tmp_path / "etcd.new"
+        new.write_text(f'#!/bin/sh\necho run >> {tmp_path}/runs\nprintf "etcd Version: {version}\\nGit SHA: x\\n"\n')
+        new.chmod(0o755)
+        os.replace(new, tmp_path / "etcd")
+
+    def ask(fact: EtcdVersionFact) -> EtcdVersion | None:
+        proc = subprocess.run(["bash", "-c", fact.command()], capture_output=True, text=True, check=False)
+        return fact.parse(proc.stdout, proc.returncode)
+
+    def runs() -> int:
+        return len((tmp_path / "runs").read_text().splitlines()) if (tmp_path / "runs").exists() else 0
+
+    fact = EtcdVersionFact(str(tmp_path / "etcd"), cache_dir=str(tmp_path / "versions"), settle_s=0)
+    assert ask(fact) is None  # not installed
+    install("3.6.16")
+    assert ask(fact) == EtcdVersion(3, 6, 16) and runs() == 1
+    assert ask(fact) == EtcdVersion(3, 6, 16) and runs() == 1  # kept: etcd not started again
+    install("3.5.24")
+    assert ask(fact) == EtcdVersion(3, 5, 24) and runs() == 2  # another binary: asked again
+    (tmp_path / "etcd").write_text((tmp_path / "etcd").read_text().replace("3.5.24", "3.4.23"))  # written in place
+    assert ask(fact) == EtcdVersion(3, 4, 23) and runs() == 3
+    settling = EtcdVersionFact(fact.binary, cache_dir=str(tmp_path / "fresh"), settle_s=3600)
+    assert ask(settling) == EtcdVersion(3, 4, 23) and not (tmp_path / "fresh").exists()  # changed just now: not kept
+    (tmp_path / "readonly").write_text("a file where the cache folder would be")
+    unwritable = EtcdVersionFact(fact.binary, cache_dir=str(tmp_path / "readonly" / "versions"), settle_s=0)
+    assert ask(unwritable) == EtcdVersion(3, 4, 23)  # a cache it cannot write fails nothing
