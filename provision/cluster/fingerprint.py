@@ -21,10 +21,10 @@ from inventory.errors import KeelsonError
 from inventory.model import Cluster, Host
 from provision.cluster.groups import Group
 from roles.engine.context import HostContext
+from roles.engine.fact_cache import phase_facts
 from roles.engine.facts import FactValues
 from roles.engine.nodes import NodeIPs
 from roles.engine.phase import AnyPhase, CustomPhase, Phase
-from roles.engine.runner import phase_facts
 from roles.plans import apply
 
 
