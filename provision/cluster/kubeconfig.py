@@ -10,7 +10,6 @@ import hashlib
 from typing import Any
 
 import yaml
-from cryptography import x509
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
 
 from inventory.errors import KeelsonError
@@ -38,6 +37,8 @@ def identity(props: dict[str, Any]) -> str:
 
 
 def expires(kubeconfig: str) -> dt.datetime | None:
+    from cryptography import x509  # here: the program process imports this module but never reads a certificate
+
     try:
         user = yaml.safe_load(kubeconfig)["users"][0]["user"]
         cert = x509.load_pem_x509_certificate(base64.b64decode(user["client-certificate-data"]))
