@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,7 +76,14 @@ class LocalStack:
         """`pulumi ARGS --non-interactive AFTER` (AFTER: what follows a `--`)."""
         argv = [str(self.toolset.pulumi), *args, "--non-interactive", *after]
         proc = subprocess.run(
-            argv, cwd=self.project, env=self.env(), capture_output=True, text=True, timeout=timeout, check=False
+            argv,
+            cwd=self.project,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            preexec_fn=interruptible(),  # only when SIGINT is ignored here (see interruptible)
         )
         if check and proc.returncode != 0:
             lines = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
@@ -137,6 +146,19 @@ class LocalStack:
 
     def remove(self) -> None:
         self.run("stack", "rm", self.stack, "--yes", "--force", check=False)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def interruptible() -> Callable[[], None] | None:
+    """What `pulumi` needs in its child when this process ignores SIGINT (a background job of a script, `cmd &`,
+    inherits SIGINT ignored, and an ignored signal stays ignored across exec): SIGINT back to its default. The CLI
+    stops each plugin it started (language host, providers) with SIGINT and waits up to 5 s for it to exit before
+    killing it; plugins that ignore SIGINT made every such stop wait the 5 s (one of them, the language host asked
+    for the runtime's metadata, before the update starts: +5 s on every `pulumi up`). None otherwise (no preexec_fn)."""
+    return _default_sigint if signal.getsignal(signal.SIGINT) == signal.SIG_IGN else None
 
 
 def passphrase() -> str:
