@@ -19,6 +19,7 @@ from provision.artifacts.catalog import release
 from provision.artifacts.serve import MirrorServer
 from provision.artifacts.sources import ArtifactSourceError, Resolver
 from roles.engine import fetch as install
+from roles.engine.command import Command
 from roles.engine.fetch import ArchiveInstall, FileInstall, Installed, Payload
 from roles.engine.fetch import archive_ok as _archive_ok
 from roles.kubernetes_node.steps import parse_images
@@ -229,3 +230,34 @@ def test_ctr_image_listing() -> None:
     )
     assert parse_images(out) == {"registry.k8s.io/pause:3.10.2": "sha256:abc"}
     assert parse_images("") == {}
+
+
+def test_a_failed_install_stops_its_script_as_the_runner_runs_it(tmp_path: Path) -> None:
+    """The runner runs a command as `( script ) || …` (runner.host_script), where bash ignores `set -e`: a folder in
+    the way of the kubelet's temp file failed its `mv`, and the script went on to record the old file's signature with
+    the new digest and exit 0 (the upgrade drill's m2, 2026-12-03: its kubelet never replaced, every later run told it
+    was). Each line now stops the script itself."""
+    from roles.engine.runner import host_script
+
+    old, new = b"v1.36.3 kubelet\n", b"v1.37.2 kubelet\n"
+    sha = hashlib.sha256(new).hexdigest()
+    _upload(tmp_path, sha, new)
+    dest = tmp_path / "bin"
+    dest.mkdir()
+    (dest / "kubelet").write_bytes(old)
+    (dest / ".kubelet.keelson").mkdir()  # in the way of the install's temp file
+    files = [FileInstall(str(dest / "kubelet"), Payload("release/x/kubelet", sha, path=Path("unused")))]
+    command = Command(install.script(files, [], None), description="install kubelet")
+    script = host_script([command], "n0nce").replace(install.DOWNLOAD_DIR, str(tmp_path / "dl"))
+    script = script.replace(install.MARKER_DIR, str(tmp_path / "markers"))
+    (tmp_path / "dl").mkdir()
+    proc = subprocess.run(
+        ["bash", "-c", script],
+        check=False,
+        capture_output=True,
+        text=True,
+        env={"KEELSON_UPLOADS": str(tmp_path / "up"), "PATH": "/usr/bin:/bin"},
+    )
+    assert proc.returncode != 0 and "cannot overwrite" in proc.stdout + proc.stderr
+    assert (dest / "kubelet").read_bytes() == old
+    assert not (tmp_path / "markers" / "digests").exists(), "no digest recorded for a file that was not replaced"
