@@ -85,11 +85,14 @@ class RunReport:
 
 
 def host_script(commands: Sequence[Command], nonce: str) -> str:
-    """The commands in order, each in its own subshell; the first failure stops the script and is marked."""
+    """The commands in order, each in its own subshell; the first failure stops the script and is marked. The
+    subshell's status is read on the next line, not through `||`: bash ignores `set -e` in a command run as the left
+    side of `||`, so a command's own `set -e` would stop nothing (a failed line, then the next ones, exit 0)."""
     parts = ["set -u"]
     for i, command in enumerate(commands):
         parts.append(f"printf '\\n@@KC-{nonce} {i}@@\\n'")
-        parts.append(f"( {command.script}\n) 2>&1 || {{ rc=$?; printf '\\n@@KX-{nonce} {i} %d@@\\n' $rc; exit $rc; }}")
+        parts.append(f"( {command.script}\n) 2>&1")
+        parts.append(f"rc=$?; if [ $rc -ne 0 ]; then printf '\\n@@KX-{nonce} {i} %d@@\\n' $rc; exit $rc; fi")
     return "\n".join(parts) + "\n"
 
 

@@ -145,6 +145,18 @@ def test_host_script_names_the_failing_command() -> None:
     assert "never" not in proc.stdout
 
 
+def test_host_script_keeps_a_commands_own_set_e(tmp_path: Path) -> None:
+    """A command that says `set -e` stops at its first failed line inside the host script too (bash ignores set -e
+    on the left of `||`, the runner's old wrapping): the line after it never runs and the script fails there."""
+    after = tmp_path / "after"
+    commands = [Command(f"set -e\nfalse\ntouch {after}"), Command("echo never")]
+    script = host_script(commands, "n2")
+    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=False)
+    assert proc.returncode == 1 and not after.exists(), proc.stdout
+    command, _ = failed_command(proc.stdout, commands, "n2")
+    assert command is commands[0] and "never" not in proc.stdout
+
+
 @pytest.mark.parametrize("key", [FileInfo("/a").key, ServiceState("u").key])
 def test_missing_fact_is_a_programming_error(key: str) -> None:
     with pytest.raises(KeyError, match="was not gathered"):
