@@ -62,6 +62,10 @@ class Phase:
     def slug(self) -> str:
         return slug(self.title)
 
+    def gates(self, commands: Sequence[Command]) -> bool:
+        """Whether a host that was given `commands` passes the gate after them."""
+        return self.gate is not None and (bool(commands) or not self.gate_after_changes_only)
+
 
 @dataclass(frozen=True)
 class HostOutcome:

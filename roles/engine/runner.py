@@ -257,7 +257,7 @@ class Runner:
             planned = self._guarded(host, functools.partial(self._plan_host, index, phase, host))
             if isinstance(planned, HostOutcome):
                 done[host.name] = planned
-            elif not self.rc.dry_run and (planned.commands or (phase.gate and not phase.gate_after_changes_only)):
+            elif not self.rc.dry_run and (planned.commands or phase.gates(planned.commands)):
                 left[host.name] = planned
             else:
                 done[host.name] = self._host_phase(index, phase, host, planned)
@@ -323,7 +323,7 @@ class Runner:
             if commands:
                 self.facts.invalidate(host.name)
                 self._execute(plan.transport, host, commands)
-            if phase.gate is not None and (commands or not phase.gate_after_changes_only):
+            if phase.gate is not None and phase.gates(commands):
                 phase.gate(plan.ctx, plan.transport)
             return HostOutcome(changed=bool(commands), commands=tuple(commands))
 
