@@ -229,8 +229,9 @@ def distinct(payloads: Sequence[Payload]) -> list[Payload]:
 def script(files: list[FileInstall], archives: list[ArchiveInstall], ca_file: str | None) -> str:
     payloads = distinct([f.payload for f in files] + [a.payload for a in archives])
     head = ["set -e", f"d=$(mktemp -d {DOWNLOAD_DIR}/keelson-fetch.XXXXXX) || exit $?", "trap 'rm -rf \"$d\"' EXIT"]
-    # each line stops the script itself: the runner runs a command as `( script ) || …`, where bash ignores set -e,
-    # so a failed `mv` went on to the digest records (the old file's signature with the new digest) and exit 0
+    # each line stops the script itself: set -e lets a failed `install … && mv …` list go on (only the list's last
+    # command counts), and until the runner honoured set -e (runner.host_script) a failed `mv` went on to the digest
+    # records (the old file's signature with the new digest) and exit 0
     steps = fetch_lines(payloads, ca_file) + verify_lines(payloads) + install_lines(files, archives)
     body = [f"{line} || exit $?" for line in steps] + remember_lines(files, archives)
     return "\n".join(head + body)

@@ -233,10 +233,10 @@ def test_ctr_image_listing() -> None:
 
 
 def test_a_failed_install_stops_its_script_as_the_runner_runs_it(tmp_path: Path) -> None:
-    """The runner runs a command as `( script ) || …` (runner.host_script), where bash ignores `set -e`: a folder in
-    the way of the kubelet's temp file failed its `mv`, and the script went on to record the old file's signature with
-    the new digest and exit 0 (the upgrade drill's m2, 2026-12-03: its kubelet never replaced, every later run told it
-    was). Each line now stops the script itself."""
+    """Run as the runner runs it (runner.host_script): a folder in the way of the kubelet's temp file fails its `mv`,
+    and the script stops there. It went on, on 2026-12-03, to record the old file's signature with the new digest and
+    exit 0 (the upgrade drill's m2: its kubelet never replaced, every later run told it was), when the runner's
+    `( script ) || …` made bash ignore `set -e`. Each line now stops the script itself; the runner honours set -e."""
     from roles.engine.runner import host_script
 
     old, new = b"v1.36.3 kubelet\n", b"v1.37.2 kubelet\n"
