@@ -59,6 +59,14 @@ def _run(
         state_dir=state_dir)  # fmt: skip
 
 
+class PlanFailed(typer.Exit):
+    """Exit 1 after a failed run, saying which phase it stopped after (what a verb's own closing advice depends on)."""
+
+    def __init__(self, stopped_after: str | None) -> None:
+        super().__init__(1)
+        self.stopped_after = stopped_after
+
+
 def run(
     plan: Plan,
     cluster: Cluster,
@@ -87,7 +95,7 @@ def run(
     )
     report = run_plan(plan, rc)
     if not report.ok:
-        raise typer.Exit(1)
+        raise PlanFailed(report.stopped_after)
 
 
 def run_context(

@@ -175,7 +175,13 @@ CASES: list[tuple[str, list[str], int, str]] = [
         2,
         "--drain-timeout",
     ),
-    ("upgrade-unreachable", ["upgrade", "-i", "{loop}", "--to", "v1.37.2"], 1, "upgrade stopped: fix what failed"),
+    (
+        "upgrade-unreachable",
+        ["upgrade", "-i", "{loop}", "--to", "1.37.2"],
+        1,
+        "upgrade not started: nothing was changed; once what is reported above is dealt with: "
+        "keelson upgrade -i {loop} --to v1.37.2",
+    ),
     # artifacts (each refused before anything is built, fetched or written)
     (
         "artifacts-build-bad-version",

@@ -11,10 +11,11 @@ import pytest
 import yaml
 
 from inventory.loader import parse_inventory
+from keelson.upgrade_cmd import after_failure
 from roles.control_plane import render
 from roles.plans import upgrade as upgrade_plan
-from roles.upgrade.nodes import ANNOTATION, cordoned_by_us, drain, kubeadm_upgrade, node_at_wait
-from roles.upgrade.preflight import UpgradeRefused, not_ready, under_pressure
+from roles.upgrade.nodes import ANNOTATION, UpgradeNodes, cordoned_by_us, drain, kubeadm_upgrade, node_at_wait
+from roles.upgrade.preflight import Preflight, UpgradeRefused, not_ready, under_pressure
 from roles.upgrade.steps import pinned_images
 from roles.upgrade.versions import CONTROL_PLANE, Version, parse_node_state, skew_problems
 
@@ -29,6 +30,8 @@ hosts:
 control_plane: {{vip: 10.0.0.10/24}}
 """
 V1363, V1372 = Version(1, 36, 3), Version(1, 37, 2)
+
+PREFLIGHT = Preflight.title
 
 
 def test_versions_parse_from_what_hosts_print() -> None:
@@ -181,3 +184,15 @@ def test_apply_refuses_a_master_running_another_version(tmp_path: Path) -> None:
     older = problem("registry.k8s.io/kube-apiserver:v1.36.3\n")
     assert older is not None and "runs Kubernetes v1.36.3 but the inventory says v1.37.2" in older
     assert "keelson upgrade --to v1.37.2" in older
+
+
+def test_what_a_failed_upgrade_advises_depends_on_where_it_stopped() -> None:
+    command = "keelson upgrade -i c.yaml --to v1.37.2"
+    for before_any_node in (None, "Connect", "Discover", PREFLIGHT):
+        assert after_failure(before_any_node, command).startswith("upgrade not started: nothing was changed")
+    staged = after_failure("Upgrade | Stage the target's kubeadm, kubectl and images (nothing restarts)", command)
+    assert staged.startswith("upgrade not started: no node was drained or restarted")
+    for title in (*UpgradeNodes.TITLES.values(), "Upgrade | kubeadm configuration files at the new version (masters)"):
+        resumable = after_failure(title, command)
+        assert resumable.startswith("upgrade stopped: fix what failed and run the same command again (" + command)
+        assert "a cordoned node is resumed" in resumable
