@@ -102,6 +102,19 @@ def test_the_rendered_stream_is_valid_yaml_of_the_same_objects() -> None:
     assert len(names) == len(set(names))
 
 
+def test_libyaml_reads_every_manifest_as_pyyaml_s_own_safe_loader_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    import yaml
+
+    from addons import render
+
+    every = Addons(ingress="nginx", storage="nfs", nfs=NFS_SETTINGS, monitoring=True, logging=True, dashboard=True)
+    addons = [*addon_args(Addons(), RELEASE).values(), *addon_args(every, RELEASE).values()]
+    assert render.LOADER is yaml.CSafeLoader  # PyYAML built with libyaml, as uv.lock's wheel is
+    fast = [objects_of(args) for args in addons]
+    monkeypatch.setattr(render, "LOADER", yaml.SafeLoader)
+    assert fast == [objects_of(args) for args in addons]
+
+
 def test_the_inventory_decides_which_addons_are_made() -> None:
     assert wanted(Addons()) == ["storage", "metrics", "ingress"]  # the defaults: all three proven in the lab
     assert wanted(Addons(ingress="none", storage="none", metrics=False)) == []
