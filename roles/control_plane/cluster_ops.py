@@ -73,13 +73,23 @@ def reads_kubeadm_done(ctx: HostContext, hosts: HostSelector) -> Sequence[Fact[A
     return facts_on(ctx, hosts, KUBEADM_DONE)
 
 
-def readyz_wait(url: str, seconds: float) -> str:
-    """Poll the apiserver's /readyz at `url` (anonymous, CA-checked) every second until it says ok or time runs out."""
+def readyz_wait(url: str, seconds: float, steady_s: int = 0) -> str:
+    """Poll the apiserver's /readyz at `url` (anonymous, CA-checked) every second until it says ok — and, with
+    `steady_s`, has said ok at every poll for that many seconds (a failed poll starts the count again) — or time runs
+    out (exit 75)."""
     check = f"curl -fsS --max-time 3 --cacert {DEFAULTS.pki_dir}/ca.crt {q(url + '/readyz')} >/dev/null 2>&1"
-    late = q(f"{url}/readyz not ok after {int(seconds)} s")
+    if not steady_s:
+        late = q(f"{url}/readyz not ok after {int(seconds)} s")
+        return (
+            f"deadline=$(( $(date +%s) + {int(seconds)} )); until {check}; do "
+            f'[ "$(date +%s)" -ge "$deadline" ] && {{ echo {late} >&2; exit 75; }}; sleep 1; done'
+        )
+    late = q(f"{url}/readyz not ok for {steady_s} s without a break within {int(seconds)} s (last: ")
     return (
-        f"deadline=$(( $(date +%s) + {int(seconds)} )); until {check}; do "
-        f'[ "$(date +%s)" -ge "$deadline" ] && {{ echo {late} >&2; exit 75; }}; sleep 1; done'
+        f"deadline=$(( $(date +%s) + {int(seconds)} )); since=; last=never; while :; do now=$(date +%s); "
+        f'if {check}; then since=${{since:-$now}}; last="ok for $(( now - since )) s"; '
+        f'[ $(( now - since )) -ge {int(steady_s)} ] && break; else since=; last="failed at $now"; fi; '
+        f'[ "$now" -ge "$deadline" ] && {{ echo {late}"$last)" >&2; exit 75; }}; sleep 1; done'
     )
 
 

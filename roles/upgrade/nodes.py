@@ -1,6 +1,8 @@
 """One node at a time: drain, `kubeadm upgrade apply` (the first master) or `kubeadm upgrade node` (the others and
-the workers), the node's binaries at the target and its kubelet restarted, a health gate (the node Ready at the
-target version; a master's own apiserver, the API through the VIP and etcd healthy), uncordon.
+the workers) — a master's only once every other master's apiserver is ready — the node's binaries at the target and
+its kubelet restarted, a health gate (the node Ready at the target version; a master's own apiserver ready without a
+break for `settle_s`, since the new kubelet restarts the control plane's containers after it starts; the API through
+the VIP and etcd healthy), uncordon.
 
 A node whose host already says it is at the target (NodeUpgradeState) is skipped; one that still carries keelson's
 annotation (a failed run left it cordoned) is health-gated and uncordoned. The first failure stops the phase with what
@@ -58,6 +60,12 @@ class UpgradeSpec:
     drain_timeout_s: int = 300
     health_timeout_s: float = CP.health_timeout_s
     kubeadm_timeout_s: int = 900
+    # A master's own apiserver must answer /readyz at every poll for this long after its new kubelet started: the new
+    # kubelet restarts the control plane's containers when it starts (the drill, v1.36.3 → v1.37.2: 7 s and 9 s after
+    # `systemctl restart kubelet`), and a gate that passed on the old container let the next master go down with it.
+    settle_s: int = 30
+    # Before a master's control plane is restarted, every other master's /readyz says ok for this long.
+    others_steady_s: int = 3
 
 
 def linux_workers(cluster: Cluster) -> list[Host]:
@@ -283,6 +291,8 @@ class UpgradeNodes(CustomPhase):
             ran.extend(cmds)
 
         step(admin, [commands[0]], spec.drain_timeout_s + 180)
+        if self.master:
+            self._others_ready(rc, transport, host)
         self._say(rc, host, commands[1].description)
         step(transport, [*self._images(rc, transport, host), commands[1]], spec.kubeadm_timeout_s)
         binaries = self._binaries(rc, transport, host)
@@ -293,16 +303,39 @@ class UpgradeNodes(CustomPhase):
         self._say(rc, host, f"at {spec.target}, uncordoned")
         return HostOutcome(changed=True, commands=tuple(ran))
 
+    def _others_ready(self, rc: RunContext, transport: Transport, host: Host) -> None:
+        """Right before `host`'s control plane restarts: every other master's apiserver ready (asked from `host`), so
+        that at no moment two are down — whatever a gate before saw, and however late a kubelet restarted one."""
+        spec, cluster = self.spec, rc.cluster
+        port = cluster.control_plane.apiserver_port
+        for other in cluster.masters:
+            if other == host:
+                continue
+            url = f"https://{rc.nodes.ip(other)}:{port}"
+            result = transport.run(
+                readyz_wait(url, spec.health_timeout_s, steady_s=spec.others_steady_s),
+                timeout=spec.health_timeout_s + 60,
+            )
+            if result.rc != 0:
+                raise UpgradeStopped(
+                    f"{host.name}: not restarting its control plane while {other.name}'s apiserver is not ready: "
+                    f"{(result.stderr or result.stdout).strip()[-400:]}",
+                    hint=f"{host.name} stays cordoned; once {other.name} is healthy, rerun keelson upgrade (it resumes "
+                    f"at {host.name})",
+                )
+
     def _gate(self, rc: RunContext, pool: ConnectionPool, host: Host, admin: Transport) -> None:
-        """The node Ready at the target; for a master its own apiserver, the API through the VIP, etcd healthy."""
+        """The node Ready at the target; for a master then its own apiserver ready without a break for settle_s (its
+        new kubelet may restart it), the API through the VIP, etcd healthy."""
         spec, cluster = self.spec, rc.cluster
         waits = [node_at_wait(host.name, spec.target, spec.health_timeout_s)]
         if self.master:
             port = cluster.control_plane.apiserver_port
-            waits.insert(0, readyz_wait(f"https://{rc.nodes.ip(host)}:{port}", spec.health_timeout_s))
+            own = f"https://{rc.nodes.ip(host)}:{port}"
+            waits.append(readyz_wait(own, spec.health_timeout_s + spec.settle_s, steady_s=spec.settle_s))
         waits.append(readyz_wait(f"https://{cluster.api_endpoint}", spec.health_timeout_s))
         for script in waits:
-            result = admin.run(script, timeout=spec.health_timeout_s + 60)
+            result = admin.run(script, timeout=spec.health_timeout_s + spec.settle_s + 60)
             if result.rc != 0:
                 raise UpgradeStopped(
                     f"{host.name}: health gate: {(result.stderr or result.stdout).strip()[-400:]}",

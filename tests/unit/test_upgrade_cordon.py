@@ -26,7 +26,17 @@ from provision.artifacts.sources import Resolver
 from roles.engine.context import RunContext
 from roles.engine.transport import CommandResult
 from roles.etcd.commands import member_client_url
-from roles.upgrade.nodes import ANNOTATION, Group, UpgradeNodes, UpgradeSpec, cordoned_by_us, drain, kubectl, uncordon
+from roles.upgrade.nodes import (
+    ANNOTATION,
+    Group,
+    UpgradeNodes,
+    UpgradeSpec,
+    UpgradeStopped,
+    cordoned_by_us,
+    drain,
+    kubectl,
+    uncordon,
+)
 from roles.upgrade.versions import CONTROL_PLANE, Version
 
 # STAND-IN: kubectl for one node, its state in $NODE_FILE, $REFUSE_FILE holding how many writes the API refuses next.
@@ -282,3 +292,35 @@ def test_a_done_node_without_keelsons_mark_is_left_as_it_is(tmp_path: Path, unsc
     outcome, log = rerun(tmp_path, "w1", {"items": [node("w1", unschedulable=unschedulable, annotated=False)]})
     assert not outcome.changed and outcome.error is None
     assert not any("patch node" in s or "/readyz" in s for _, s in log)
+
+
+# -- never two masters down: a master's control plane restarts only while every other one is ready ---------------
+
+
+def others_ready(tmp_path: Path, host: str, late: str = "") -> tuple[Exception | None, list[tuple[str, str]]]:
+    cluster = parse_inventory(INVENTORY)
+    log: list[tuple[str, str]] = []
+    phase = UpgradeNodes(UpgradeSpec(TARGET, Resolver(cluster.kubernetes.artifacts, release(str(TARGET)))), "masters")
+    me = next(h for h in cluster.hosts if h.name == host)
+    try:
+        phase._others_ready(RunContext(cluster, tmp_path), Answering(host, log, {}, late), me)  # type: ignore[arg-type]
+    except UpgradeStopped as exc:
+        return exc, log
+    return None, log
+
+
+def test_each_other_master_is_asked_steadily_from_the_master_about_to_restart(tmp_path: Path) -> None:
+    stopped, log = others_ready(tmp_path, "m2")
+    assert stopped is None
+    asked = [s for _, s in log]
+    assert [("https://10.0.0.11:6443/readyz" in s, "https://10.0.0.13:6443/readyz" in s) for s in asked] == [
+        (True, False),
+        (False, True),
+    ], "m1 then m3, never m2 itself"
+    assert all(h == "m2" for h, _ in log) and all("without a break" in s for s in asked)
+
+
+def test_a_master_not_ready_stops_the_next_one_before_its_control_plane_restarts(tmp_path: Path) -> None:
+    stopped, _ = others_ready(tmp_path, "m3", late="10.0.0.11:6443")
+    assert stopped is not None
+    assert "m3: not restarting its control plane while m1's apiserver is not ready" in str(stopped)
