@@ -29,6 +29,11 @@ def artifact_set() -> ArtifactSet:
     return build(release(DEFAULT_KUBERNETES), lambda event: None)
 
 
+def agnhost() -> str:
+    """The test image of the artifact set (agnhost: netexec, pause, connect…), imported on every node."""
+    return next(i.name for i in artifact_set().manifest.images if "agnhost" in i.name)
+
+
 def keelson(*args: str, state: Path, timeout: float = 1800, check: bool = True) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KEELSON_STATE_DIR": str(state)}
     proc = subprocess.run([*KEELSON, *args], capture_output=True, text=True, timeout=timeout, env=env, check=False)

@@ -38,6 +38,7 @@ from provision.lab import Lab, faults
 from tests.conftest import LabFactory
 from tests.kube_helpers import (
     Kubectl,
+    agnhost,
     artifact_set,
     keelson,
     kubectl_for,
@@ -103,10 +104,6 @@ def test_join_changes_only_the_new_host(ha: Cluster) -> None:
     assert {h: c["changed"] for h, c in unchanged["hosts"].items() if c["changed"]} == {}, unchanged
     again = run_finished(keelson("join", "-i", str(ha.inventory), "w2", "--json", state=ha.state).stdout)
     assert again["ok"] and {h: c["changed"] for h, c in again["hosts"].items() if c["changed"]} == {}, again
-
-
-def agnhost() -> str:
-    return next(i.name for i in artifact_set().manifest.images if "agnhost" in i.name)
 
 
 def run_pod(kubectl: Kubectl, name: str, node: str, *args: str, labels: str = "") -> None:

@@ -34,7 +34,16 @@ from provision.lab import Lab
 from provision.lab.s3_endpoint import S3Endpoint, moto_s3, s3_env
 from roles.cni.render import manifests
 from tests.conftest import LabFactory
-from tests.kube_helpers import Kubectl, artifact_set, keelson, kubectl_for, ready_nodes, run_finished, wait_for
+from tests.kube_helpers import (
+    Kubectl,
+    agnhost,
+    artifact_set,
+    keelson,
+    kubectl_for,
+    ready_nodes,
+    run_finished,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.lab, pytest.mark.artifacts]
 
@@ -51,10 +60,6 @@ class Drill:
     kubectl: Kubectl
     s3: S3Endpoint
     found: dict[str, str] = field(default_factory=dict)  # what one test found for the next: the timer's snapshot
-
-
-def agnhost() -> str:
-    return next(i.name for i in artifact_set().manifest.images if "agnhost" in i.name)
 
 
 def deployment(name: str, replicas: int, *args: str) -> str:

@@ -16,6 +16,7 @@ from provision.lab import Lab
 from tests.conftest import LabFactory
 from tests.kube_helpers import (
     Kubectl,
+    agnhost,
     artifact_set,
     keelson,
     kubectl_for,
@@ -60,7 +61,7 @@ def test_single_node_cluster_runs_pods_from_the_set(applied: Applied) -> None:
     assert "ok in" in applied.stdout
     assert ready_nodes(kubectl) == ["m1"]
     kubectl("taint", "nodes", "--all", "node-role.kubernetes.io/control-plane-")
-    image = next(i.name for i in artifact_set().manifest.images if "agnhost" in i.name)
+    image = agnhost()
     kubectl(
         "run",
         "server",

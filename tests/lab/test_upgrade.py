@@ -1,23 +1,29 @@
-"""keelson upgrade for real (issue 15): a 3-master + 1-worker cluster applied at Kubernetes v1.36.3 (both artifact
-sets built from their Go modules) is upgraded to v1.37.2 with `keelson upgrade`, while a watcher asks every master's
-apiserver and the VIP for /readyz: never two masters down at once, and at every sample at least two apiservers pass
-/readyz, whose etcd check needs a quorum read. The second master's new kubelet cannot be installed (a folder in the
-way of the install's temp file; a runtime mask does not work: /etc/systemd/system, where the unit is, wins over
-/run): the upgrade stops there with a message naming it, the first master done and the others untouched; the folder
-removed, the same command resumes (the first master skipped) and finishes. Then `keelson apply` with the same
-inventory changes nothing. Smallest lab that shows it: three masters (the quorum claim), one worker (the worker step).
+"""keelson upgrade for real (issue 15): a 3-master + 2-worker cluster applied at Kubernetes v1.36.3 (both artifact
+sets built from their Go modules), a workload of two replicas behind a PodDisruptionBudget and a NodePort, is upgraded
+to v1.37.2 with `keelson upgrade` while a watcher asks every master's apiserver and the VIP for /readyz and the
+workload on each worker, twice a second: never two masters down at once (at every sample at least two apiservers pass
+/readyz, whose etcd check needs a quorum read), the workload answering on at least one worker at every sample. The
+second master's new kubelet cannot be installed (a folder in the way of the install's temp file; a runtime mask does
+not work: /etc/systemd/system, where the unit is, wins over /run): the upgrade stops there with a message naming it,
+the first master done and the others untouched; the folder removed, the same command resumes (the first master
+skipped) and finishes. Then `keelson apply` with the same inventory changes nothing. Every failed sample is written
+beside what keelson printed at that moment (upgrade-timeline.txt in the test's tmp folder).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import ssl
+import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -25,16 +31,18 @@ from provision.artifacts.build import build
 from provision.artifacts.catalog import release
 from provision.lab import Lab
 from tests.conftest import LabFactory
-from tests.kube_helpers import Kubectl, artifact_set, keelson, kubectl_for, run_finished
+from tests.kube_helpers import KEELSON, Kubectl, agnhost, artifact_set, keelson, kubectl_for, run_finished
 
-# UNSETTLED (README "Upgrades"): run 2 found m1 still cordoned after its upgrade (likely kubectl uncordon's exit 0 on a
-# failed write; fixed in roles/upgrade/nodes.py, unit-tested); runs 3 and 4 (that fix in) uncordoned m1, but m2's
-# failed kubelet install exited 0 (set -e ignored under the runner's `( script ) || …`; fixed in roles/engine/fetch.py,
-# unit-tested, not yet run here). Out of the default run until it passes twice in a row:
+# UNSETTLED (README "Upgrades"): run 5 and session 9's first run each saw two masters down for a few samples: the
+# new kubelet restarts the apiserver's container 7-9 s after it starts, after a gate that asked once had passed, and
+# the next master went down meanwhile. Fixed in roles/upgrade/nodes.py (settle_s; every other master ready before a
+# control plane restarts), unit-tested. Out of the default run until it passes twice in a row:
 # `uv run pytest -m unsettled tests/lab/test_upgrade.py`.
 pytestmark = [pytest.mark.lab, pytest.mark.artifacts, pytest.mark.unsettled]
 OLD, NEW = "v1.36.3", "v1.37.2"
 MASTERS = ("m1", "m2", "m3")
+WORKERS = ("w1", "w2")
+WEB_PORT = 30080  # the workload's NodePort on every node
 IN_THE_WAY = "/usr/local/bin/.kubelet.keelson"  # the temp file the install renames onto /usr/local/bin/kubelet
 
 
@@ -51,7 +59,7 @@ class Upgradable:
 def cluster(lab_factory: LabFactory, tmp_path_factory: pytest.TempPathFactory) -> Upgradable:
     artifact_set()
     build(release(OLD), lambda event: None)  # the old release's set (cached; CI builds it cold once)
-    lab = lab_factory("t-upg", masters=3, workers=1)
+    lab = lab_factory("t-upg", masters=3, workers=2)
     tmp = tmp_path_factory.mktemp("upgrade")
     text = lab.inventory_path.read_text()
     assert f"version: {NEW}" in text
@@ -60,7 +68,49 @@ def cluster(lab_factory: LabFactory, tmp_path_factory: pytest.TempPathFactory) -
     new.write_text(text)
     state = tmp / "state"
     keelson("apply", "-i", str(old), state=state)
-    return Upgradable(lab, old, new, state, kubectl_for(new, state, tmp))
+    k = kubectl_for(new, state, tmp)
+    k("apply", "-f", "-", stdin=web(agnhost()))
+    k("rollout", "status", "deployment/web", "--timeout=300s", timeout=330)
+    return Upgradable(lab, old, new, state, k)
+
+
+def web(image: str) -> str:
+    """The workload that must keep answering (agnhost, from the artifact set): two replicas spread over the workers, a
+    PodDisruptionBudget that lets a drain evict one at a time, a NodePort the watcher asks on each worker (as a client
+    behind a load balancer would)."""
+    return f"""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web}}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      topologySpreadConstraints:
+        - {{maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: ScheduleAnyway,
+            labelSelector: {{matchLabels: {{app: web}}}}}}
+      containers:
+        - name: web
+          image: {image}
+          imagePullPolicy: Never
+          args: [netexec, --http-port=8080]
+          readinessProbe: {{httpGet: {{path: /healthz, port: 8080}}, periodSeconds: 1}}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {{name: web}}
+spec: {{minAvailable: 1, selector: {{matchLabels: {{app: web}}}}}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web}}
+spec:
+  type: NodePort
+  selector: {{app: web}}
+  ports: [{{port: 80, targetPort: 8080, nodePort: {WEB_PORT}}}]
+"""
 
 
 def versions(k: Kubectl) -> dict[str, str]:
@@ -102,51 +152,108 @@ def kubelet_on(lab: Lab, host: str) -> str:
     return f"{host}: {said.stdout[-2500:]} {said.stderr[-500:]}"
 
 
+def why_not_ready(url: str) -> str:
+    """Ask `url` once (3 s): "" when it answers 200, else why not — the checks an apiserver's /readyz?verbose lists as
+    failed, a timeout, a refused connection. /readyz is anonymous; only whether and what it answers matters here."""
+    context = ssl._create_unverified_context()
+    try:
+        with urllib.request.urlopen(url, timeout=3, context=context) as response:
+            return "" if response.status == 200 else f"http {response.status}"
+    except urllib.error.HTTPError as exc:  # before OSError: it is one
+        body = exc.read().decode(errors="replace")
+        failed = [line.strip() for line in body.splitlines() if "failed" in line and "readyz check" not in line]
+        return f"http {exc.code}: {'; '.join(failed)[:300]}"
+    except TimeoutError:
+        return "no answer in 3 s"
+    except OSError as exc:
+        return f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"[:200]
+
+
+@dataclass(frozen=True)
+class Sample:
+    when: float  # time.monotonic()
+    why: dict[str, str]  # each master, "VIP" and each worker's NodePort → why it did not answer ("" when it did)
+
+    def down(self, names: tuple[str, ...]) -> list[str]:
+        return [m for m in names if self.why.get(m)]
+
+
 @dataclass
 class Watcher:
-    """Asks each master's apiserver and the VIP for /readyz, over and over, until stopped."""
+    """Asks each master's apiserver and the VIP for /readyz, and the workload on each worker, until stopped."""
 
-    masters: dict[str, str]  # name -> https://ip:port
-    vip: str
-    samples: list[tuple[float, frozenset[str], bool]] = field(default_factory=list)  # (when, masters down, vip ok)
+    targets: dict[str, str]  # name -> the URL asked
+    samples: list[Sample] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
 
-    @staticmethod
-    def ok(url: str) -> bool:
-        context = ssl._create_unverified_context()  # /readyz is anonymous; only whether it answers matters here
-        try:
-            with urllib.request.urlopen(url + "/readyz", timeout=3, context=context) as response:
-                return bool(response.status == 200)
-        except OSError:
-            return False
-
     def run(self) -> None:
-        # every master and the VIP asked at the same moment (one thread each), so a sample is one instant: asked one
-        # after the other with a 3 s timeout, a sample spanned up to 12 s and "two down" could be two moments
-        targets = [*self.masters.values(), self.vip]
-        with ThreadPoolExecutor(max_workers=len(targets)) as pool:
+        # every target asked at the same moment (one thread each), so a sample is one instant: asked one after the
+        # other with a 3 s timeout, a sample spanned up to 12 s and "two down" could be two moments
+        with ThreadPoolExecutor(max_workers=len(self.targets)) as pool:
             while not self.stop.is_set():
-                answers = list(pool.map(self.ok, targets))
-                down = frozenset(name for name, up in zip(self.masters, answers, strict=False) if not up)
-                self.samples.append((time.monotonic(), down, answers[-1]))
+                answers = list(pool.map(why_not_ready, self.targets.values()))
+                self.samples.append(Sample(time.monotonic(), dict(zip(self.targets, answers, strict=True))))
                 self.stop.wait(0.5)
 
 
-def longest_outages(samples: list[tuple[float, frozenset[str], bool]], masters: tuple[str, ...]) -> dict[str, float]:
-    """Each master and the VIP → its longest outage in seconds: from its first failed sample to the next sample that
-    answered (or the last sample). Pure."""
-    longest = dict.fromkeys([*masters, "VIP"], 0.0)
+@dataclass
+class Timed:
+    """A finished keelson run, each output line with when it arrived (time.monotonic())."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    lines: list[tuple[float, str]]
+
+
+def keelson_timed(*args: str, state: Path, timeout: float = 1800) -> Timed:
+    """keelson as tests.kube_helpers.keelson runs it, its lines timestamped as they come: the drill's timeline puts
+    the watcher's samples beside what the upgrade was doing then."""
+    env = {**os.environ, "KEELSON_STATE_DIR": str(state)}
+    proc = subprocess.Popen([*KEELSON, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    out: dict[str, list[str]] = {"stdout": [], "stderr": []}
+    lines: list[tuple[float, str]] = []
+
+    def read(name: str, stream: IO[str]) -> None:
+        for line in stream:
+            out[name].append(line)
+            lines.append((time.monotonic(), line.rstrip("\n")))
+
+    readers = [
+        threading.Thread(target=read, args=(n, s)) for n, s in (("stdout", proc.stdout), ("stderr", proc.stderr))
+    ]
+    for reader in readers:
+        reader.start()
+    returncode = proc.wait(timeout=timeout)
+    for reader in readers:
+        reader.join(timeout=30)
+    return Timed(returncode, "".join(out["stdout"]), "".join(out["stderr"]), sorted(lines))
+
+
+def timeline(samples: list[Sample], runs: list[Timed], start: float) -> str:
+    """The samples where something was not ready and every keelson line, in time order (seconds from `start`). Pure."""
+    rows = [(when, f"keelson | {line}") for run in runs for when, line in run.lines]
+    for sample in samples:
+        failing = {name: why for name, why in sample.why.items() if why}
+        if failing:
+            rows.append((sample.when, "watch   | " + "; ".join(f"{n}: {w}" for n, w in failing.items())))
+    return "\n".join(f"{when - start:8.1f} {text}" for when, text in sorted(rows, key=lambda r: r[0]))
+
+
+def longest_outages(samples: list[Sample], names: tuple[str, ...]) -> dict[str, float]:
+    """Each of `names` → its longest outage in seconds: from its first failed sample to the next sample that answered
+    (or the last sample). Pure."""
+    longest = dict.fromkeys(names, 0.0)
     since: dict[str, float] = {}
-    for when, down, vip_ok in samples:
+    for sample in samples:
         for name in longest:
-            failed = (not vip_ok) if name == "VIP" else name in down
-            if failed:
-                since.setdefault(name, when)
+            if sample.why.get(name):
+                since.setdefault(name, sample.when)
             elif name in since:
-                longest[name] = max(longest[name], when - since.pop(name))
+                longest[name] = max(longest[name], sample.when - since.pop(name))
     if samples:
         for name, start in since.items():
-            longest[name] = max(longest[name], samples[-1][0] - start)
+            longest[name] = max(longest[name], samples[-1].when - start)
     return longest
 
 
@@ -161,31 +268,36 @@ def test_old_inventory_is_refused_and_the_cluster_runs_the_old_version(cluster: 
 def test_rolling_upgrade_stops_at_the_failed_master_and_a_rerun_finishes(cluster: Upgradable) -> None:
     k, lab = cluster.kubectl, cluster.lab
     port = 6443
-    watcher = Watcher({m: f"https://{lab.host(m).address}:{port}" for m in MASTERS}, f"https://{lab.vip}:8443")
+    targets = {m: f"https://{lab.host(m).address}:{port}/readyz?verbose" for m in MASTERS}
+    targets["VIP"] = f"https://{lab.vip}:8443/readyz?verbose"
+    targets |= {f"web@{w}": f"http://{lab.host(w).address}:{WEB_PORT}/hostname" for w in WORKERS}
+    watcher = Watcher(targets)
     thread = threading.Thread(target=watcher.run, daemon=True)
+    runs: list[Timed] = []
+    begun = time.monotonic()
     thread.start()
     try:
         lab.run("m2", f"mkdir -p {IN_THE_WAY}")  # the injected failure: m2's new kubelet cannot be put in place
         started = time.monotonic()
-        first = keelson("upgrade", "-i", str(cluster.new), "--to", NEW, state=cluster.state, check=False)
+        first = keelson_timed("upgrade", "-i", str(cluster.new), "--to", NEW, state=cluster.state)
+        runs.append(first)
         first_s = time.monotonic() - started
         out = first.stdout + first.stderr
-        (cluster.state.parent / "upgrade-first.out").write_text(out)  # kept with the test's tmp folder
         assert first.returncode == 1, out[-3000:]
         assert "m2: install " in out and "cannot overwrite" in out, f"{out[-3000:]}\n{kubelet_on(lab, 'm2')}"
         assert "upgrade stopped: fix what failed and run the same command again" in out
         assert "Traceback" not in out
         after_first = versions(k)
-        assert after_first == {"m1": NEW, "m2": OLD, "m3": OLD, "w1": OLD}, after_first
+        assert after_first == {"m1": NEW, "m2": OLD, "m3": OLD, "w1": OLD, "w2": OLD}, after_first
         assert cordoned(k) == ["m2"], (
             f"the failed node stays cordoned; nothing later was touched: {who_cordoned(k)}\n{out[-6000:]}"
         )
 
         lab.run("m2", f"rm -rf {IN_THE_WAY}")
         started = time.monotonic()
-        again = keelson("upgrade", "-i", str(cluster.new), "--to", NEW, "--json", state=cluster.state, check=False)
+        again = keelson_timed("upgrade", "-i", str(cluster.new), "--to", NEW, "--json", state=cluster.state)
+        runs.append(again)
         again_s = time.monotonic() - started
-        (cluster.state.parent / "upgrade-again.out").write_text(again.stdout + again.stderr)
         finished = run_finished(again.stdout)
         assert again.returncode == 0 and finished["ok"], again.stdout[-3000:] + again.stderr[-2000:]
         events = [json.loads(line) for line in again.stdout.splitlines() if line.startswith("{")]
@@ -196,20 +308,33 @@ def test_rolling_upgrade_stops_at_the_failed_master_and_a_rerun_finishes(cluster
     finally:
         watcher.stop.set()
         thread.join(timeout=30)
-    assert versions(k) == dict.fromkeys(("m1", "m2", "m3", "w1"), NEW)
+        # kept with the test's tmp folder: what each run printed, and the samples that failed beside it in time
+        for name, run in zip(("upgrade-first.out", "upgrade-again.out"), runs, strict=False):
+            (cluster.state.parent / name).write_text(run.stdout + run.stderr)
+        (cluster.state.parent / "upgrade-timeline.txt").write_text(timeline(watcher.samples, runs, begun))
+    assert versions(k) == dict.fromkeys(("m1", "m2", "m3", *WORKERS), NEW)
     assert cordoned(k) == [], f"{who_cordoned(k)}\n{again.stdout[-6000:]}"
     config = k("-n", "kube-system", "get", "configmap", "kubeadm-config", "-o", "jsonpath={.data.ClusterConfiguration}")
     assert f"kubernetesVersion: {NEW}" in config
     assert watcher.samples, "the watcher took no sample"
-    worst = max(len(down) for _, down, _ in watcher.samples)
-    vip_failed = sum(1 for *_, vip_ok in watcher.samples if not vip_ok)
-    outages = ", ".join(f"{n} {secs:.1f} s" for n, secs in longest_outages(watcher.samples, MASTERS).items())
+    worst = max(len(sample.down(MASTERS)) for sample in watcher.samples)
+    vip_failed = sum(1 for sample in watcher.samples if sample.why["VIP"])
+    webs = tuple(f"web@{w}" for w in WORKERS)
+    web_down = sum(1 for sample in watcher.samples if len(sample.down(webs)) == len(webs))
+    longest = longest_outages(watcher.samples, (*MASTERS, "VIP", *webs))
+    outages = ", ".join(f"{n} {secs:.1f} s" for n, secs in longest.items())
     print(
         f"upgrade: stopped at m2 after {first_s:.1f} s, resumed and finished in {again_s:.1f} s (CLI wall time); "
-        f"watcher: {len(watcher.samples)} samples, at most {worst} master(s) down at once, VIP failed {vip_failed}; "
+        f"watcher: {len(watcher.samples)} samples, at most {worst} master(s) down at once, VIP failed {vip_failed}, "
+        f"the workload answered on no worker {web_down}; "
         f"longest outage: {outages}"
     )
-    assert worst <= 1, [sorted(d) for _, d, _ in watcher.samples if len(d) > 1][:5]
+    two_down = [s for s in watcher.samples if len(s.down(MASTERS)) > 1]
+    assert not two_down, (
+        "\n".join(f"{s.when - begun:.1f} s: {s.why}" for s in two_down[:5])
+        + f"\n(timeline: {cluster.state.parent / 'upgrade-timeline.txt'})"
+    )
+    assert web_down == 0, f"the workload did not answer on any worker (timeline: {cluster.state.parent})"
     status = json.loads(keelson("status", "-i", str(cluster.new), "--json", state=cluster.state).stdout)
     assert all(m["healthy"] for m in status["etcd"]) and len(status["etcd"]) == 3
 
