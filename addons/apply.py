@@ -3,20 +3,24 @@ the stack, diffed and updated on its own), through the Kubernetes provider made 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pulumi
 
 
-def kubernetes_provider(name: str, kubeconfig: pulumi.Input[str], parent: pulumi.Resource) -> pulumi.ProviderResource:
-    """The provider every addon uses: the admin kubeconfig output (a secret; it points at the VIP)."""
+def kubernetes_provider(
+    name: str, kubeconfig: pulumi.Input[str], parent: pulumi.Resource, after: Sequence[pulumi.Resource] = ()
+) -> pulumi.ProviderResource:
+    """The provider every addon uses: the admin kubeconfig output (a secret; it points at the VIP), configured once
+    `after` is done (the resources that bring the API up: configuring reads the API's discovery and schema)."""
     import pulumi_kubernetes as k8s
 
     return k8s.Provider(
         name,
         kubeconfig=pulumi.Output.secret(kubeconfig),
         enable_server_side_apply=True,
-        opts=pulumi.ResourceOptions(parent=parent),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(after)),
     )
 
 

@@ -19,6 +19,7 @@ anything is created, naming the images the set lacks.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -169,6 +170,10 @@ class ClusterAddonsArgs:
     release: Release  # the cluster's Kubernetes release: which addon versions and images
     source: Source = "upstream"  # kubernetes.artifacts.source: where the nodes get images
     grafana_password: pulumi.Input[str] | None = None  # secret; needed with monitoring or logging
+    # What they wait for (KeelsonCluster.api_ready, .addons_ready): the Kubernetes provider is configured once the
+    # API answers; every addon's objects are applied once the nodes are Ready on the pod network.
+    api_ready: Sequence[pulumi.Resource] = ()
+    cluster_ready: Sequence[pulumi.Resource] = ()
 
 
 Part = LocalPathStorage | NFSStorage | MetricsServer | TraefikIngress | IngressNginx | Monitoring | Logging | Dashboard
@@ -185,8 +190,10 @@ class ClusterAddons(pulumi.ComponentResource):
         if needs_grafana(args.settings) and args.grafana_password is None:
             raise KeelsonError("Grafana (monitoring, logging) needs an admin password: keelson:grafanaAdminPassword")
         super().__init__("keelson:addons:ClusterAddons", name, None, opts)
-        provider = kubernetes_provider(f"{name}-kubernetes", args.kubeconfig, self)
-        child = pulumi.ResourceOptions(parent=self, providers={"kubernetes": provider})
+        provider = kubernetes_provider(f"{name}-kubernetes", args.kubeconfig, self, after=args.api_ready)
+        child = pulumi.ResourceOptions(
+            parent=self, providers={"kubernetes": provider}, depends_on=list(args.cluster_ready)
+        )
         planned = addon_args(args.settings, args.release)
         outputs: dict[str, pulumi.Output[Any]] = {}
         self.parts: list[Part] = []

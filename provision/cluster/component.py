@@ -101,7 +101,12 @@ def hosts_of(group: Group, hosts: Sequence[ClusterHost]) -> list[str]:
 
 
 class KeelsonCluster(pulumi.ComponentResource):
-    """The cluster (see the module docstring). Outputs: `api_endpoint`, `nodes`, `kubeconfig` (secret)."""
+    """The cluster (see the module docstring). Outputs: `api_endpoint`, `nodes`, `kubeconfig` (secret).
+
+    What the addons wait for (addons/cluster.py): `api_ready`, the resources after which the API answers through the
+    VIP (the control plane: the Kubernetes provider is configured then, while the rest of the cluster is diffed or
+    made), and `addons_ready`, those an addon's objects need done (every group's but the backup agent's: the nodes
+    Ready on the pod network)."""
 
     api_endpoint: pulumi.Output[str]
     nodes: pulumi.Output[Any]
@@ -113,13 +118,15 @@ class KeelsonCluster(pulumi.ComponentResource):
             pulumi.Output.all(args.private_key, args.known_hosts, args.env).apply(_access)
         )
         self.resources: dict[str, PhaseGroup] = {}
+        self.api_ready: list[pulumi.Resource] = []
+        self.addons_ready: list[pulumi.Resource] = []
         state: pulumi.Output[Mapping[str, str]] | None = None
         pki_state: pulumi.Output[Mapping[str, str]] | None = None
         previous: list[pulumi.Resource] = []
         for group in args.groups:
             opts_ = pulumi.ResourceOptions(parent=self, depends_on=list(previous))
+            made: list[pulumi.Resource] = []
             if group.per_host:
-                made: list[pulumi.Resource] = []
                 for h in hosts_of(group, args.hosts):
                     resource_name = f"{name}-{group.name}-{h}"
                     self.resources[resource_name] = PhaseGroup(resource_name, group, [h], args, access, state, opts_)
@@ -131,7 +138,9 @@ class KeelsonCluster(pulumi.ComponentResource):
                 self.resources[f"{name}-{group.name}"] = resource
                 state = resource.state
                 pki_state = pki_state or (resource.state if group.name == "pki" else None)
-                previous = [resource]
+                previous = made = [resource]
+            self.api_ready += made if group.serves_api else []
+            self.addons_ready += made if group.for_addons else []
         self.api_endpoint = pulumi.Output.from_input(args.inventory).apply(_endpoint)
         self.nodes = pulumi.Output.from_input(args.inventory).apply(_nodes)
         if pki_state is not None:
@@ -139,6 +148,8 @@ class KeelsonCluster(pulumi.ComponentResource):
             self.kubeconfig = pulumi.Output.secret(kube.kubeconfig)
         else:
             self.kubeconfig = pulumi.Output.secret("")
+        if not self.api_ready:  # no group brings the API up (the Kubernetes groups off): wait for everything
+            self.api_ready = list(self.resources.values())
         self.register_outputs({"api_endpoint": self.api_endpoint, "nodes": self.nodes, "kubeconfig": self.kubeconfig})
 
 

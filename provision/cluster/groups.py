@@ -31,6 +31,8 @@ class Group:
     drains: bool = False  # its per-host resource's delete takes the node out of the cluster (workers)
     os: str = "linux"  # the hosts a per-host group has a resource for: this OS …
     role: str | None = None  # … and, if set, this role
+    serves_api: bool = False  # once its resource is done the API answers through the VIP (the addons' provider)
+    for_addons: bool = True  # the addons' objects wait for its resources (nodes Ready, the pod network, …)
 
     def owns(self, phase: AnyPhase) -> bool:
         return any(phase.title == t or phase.title.startswith(f"{t} |") for t in self.titles)
@@ -50,12 +52,12 @@ GROUPS: tuple[Group, ...] = (
     Group("pki", ("PKI",)),
     Group("etcd", ("etcd",)),
     Group("lb", ("Load balancer",)),
-    Group("control-plane", ("Control plane",), kubernetes=True),
+    Group("control-plane", ("Control plane",), kubernetes=True, serves_api=True),
     Group("network", ("Cluster network",), kubernetes=True),
     Group("worker", ("Workers",), per_host=True, kubernetes=True, drains=True, role="worker"),
     Group("nodes", ("Nodes",), kubernetes=True),
     Group("windows-worker", ("Windows workers",), per_host=True, kubernetes=True, drains=True, os="windows"),
-    Group("backups", ("backups",)),
+    Group("backups", ("backups",), for_addons=False),  # the etcd snapshot agent: no addon needs it
 )
 ALWAYS = ("Validate hosts",)  # the live validation: runs with every group (the runner's `always` phases)
 

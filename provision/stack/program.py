@@ -145,9 +145,15 @@ def build() -> Built:
     if not wanted(base.addons):
         return Built(cluster, None)
     addons_args = ClusterAddonsArgs(
-        cluster.kubeconfig, base.addons, cluster_release, base.kubernetes.artifacts.source, grafana
+        cluster.kubeconfig,
+        base.addons,
+        cluster_release,
+        base.kubernetes.artifacts.source,
+        grafana,
+        api_ready=cluster.api_ready,
+        cluster_ready=cluster.addons_ready,
     )
-    addons = ClusterAddons(f"{base.name}-addons", addons_args, pulumi.ResourceOptions(depends_on=[cluster]))
+    addons = ClusterAddons(f"{base.name}-addons", addons_args)
     pulumi.export("addons", addons.installed)
     return Built(cluster, addons)
 

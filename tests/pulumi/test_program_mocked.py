@@ -129,6 +129,48 @@ def test_the_addons_follow_the_cluster_through_a_provider_made_from_its_kubeconf
     return pulumi.Output.all(*urns).apply(check)
 
 
+@pulumi_test
+def test_the_kubernetes_provider_waits_for_the_control_plane_and_the_addons_for_the_nodes(
+    mocks: Recorder, known_hosts: Path, monkeypatch: pytest.MonkeyPatch
+) -> Any:
+    """The provider is configured once the API answers (it then overlaps the rest of the cluster's resources); every
+    addon's objects wait for every cluster resource but the backup agent's."""
+    from pulumi.runtime.mocks import MockMonitor
+
+    waits: dict[str, set[str]] = {}
+    register: Any = MockMonitor.RegisterResource  # untyped in the SDK
+
+    def recording(monitor: MockMonitor, request: Any) -> Any:
+        if not request.type.startswith("kubernetes:yaml"):  # a ConfigGroup has its addon's name
+            waits[request.name] = {urn.rpartition("::")[2] for urn in request.dependencies}
+        return register(monitor, request)
+
+    monkeypatch.setattr(MockMonitor, "RegisterResource", recording)
+    mocks.extra[PHASE_GROUP] = lambda a: {"state": {}}
+    _config(
+        {
+            "keelson:inventory": "inventory/examples/lab.yaml",
+            "keelson:machines": "existing",
+            "keelson:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nstand-in\n",
+            "keelson:knownHosts": known_hosts.read_text(),
+        },
+        ["keelson:sshPrivateKey"],
+    )
+    built = program.build()
+    assert built.addons is not None
+    cluster = set(built.cluster.resources)
+
+    def check(_: Any) -> None:
+        assert waits["lab-addons-kubernetes"] == {"lab-control-plane", "lab-kubeconfig"}  # its kubeconfig input
+        for part in ("lab-addons-local-path", "lab-addons-metrics-server", "lab-addons-traefik"):
+            assert waits[part] == cluster - {"lab-backups"}, part
+        assert "lab-worker-w2" in waits["lab-addons-traefik"] and "lab-nodes" in waits["lab-addons-traefik"]
+
+    addons = [built.addons, *built.addons.parts, *(part.objects for part in built.addons.parts)]
+    urns = [r.urn for r in built.cluster.resources.values()] + [r.urn for r in addons]
+    return pulumi.Output.all(*urns).apply(check)
+
+
 def test_an_air_gapped_cluster_refuses_addons_not_in_the_set_before_anything_is_made(
     mocks: Recorder, tmp_path: Path
 ) -> None:
