@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from typing import Any
 
@@ -149,3 +150,97 @@ def test_kernel_modules_fact_through_a_real_shell() -> None:
     fact = KernelModules(("no_such_module_k", "overlay"))
     found = fact.parse(*_sh(fact.command()))
     assert "no_such_module_k" not in found  # never claimed; overlay depends on this kernel
+
+
+# A stand-in systemctl with systemd's behaviour for several units: `show` prints a block per unit in order,
+# `is-enabled` prints a line per unit and stops at the first unit it cannot find (exit 1).
+FAKE_SYSTEMCTL = r"""#!/bin/bash
+declare -A act=([a.service]=active [b.service]=inactive [c.timer]=failed)
+declare -A en=([a.service]=enabled [b.service]=disabled [c.timer]=static)
+verb=$1; shift; [ "$1" = --property=ActiveState ] && shift; [ "$1" = -- ] && shift
+first=1; rc=0
+for u in "$@"; do
+  case $u in *.*) ;; *) u=$u.service ;; esac
+  if [ "$verb" = show ]; then [ $first = 1 ] || echo; first=0; echo "ActiveState=${act[$u]:-inactive}"; continue; fi
+  [ -n "${en[$u]}" ] || { echo "Failed to get unit file state for $u: No such file or directory" >&2; exit 1; }
+  echo "${en[$u]}"; [ "${en[$u]}" = enabled ] || rc=1
+done
+exit $rc
+"""
+# dpkg-query -W: a line per installed or known package (two for a multi-arch one), an error for an unknown name.
+FAKE_DPKG_QUERY = r"""#!/bin/bash
+declare -A st=([haproxy]="ii " [socat]="ii " [nginx]="rc " [libfoo]="ii ")
+shift 2; rc=0
+for n in "$@"; do
+  [ -n "${st[$n]}" ] || { echo "dpkg-query: no packages found matching $n" >&2; rc=1; continue; }
+  printf '%s %s\n' "$n" "${st[$n]}"; [ "$n" = libfoo ] && printf '%s %s\n' "$n" "ii "
+done
+exit $rc
+"""
+
+
+def test_shared_facts_print_in_a_batch_what_their_own_commands_print(tmp_path) -> None:
+    """Facts of one kind share one stat, one sha256sum, one systemctl show/is-enabled, one dpkg-query in a batch:
+    each fact's output there is its own command's, byte for byte, for odd file names (a blank, a newline, a
+    backslash, quotes, globs), links, folders and missing files, units is-enabled cannot find, unknown packages."""
+    files = tmp_path / "files"
+    files.mkdir()
+    names = ["plain", "with space", "trail ", "back\\slash", "new\nline", "star*", "dollar$x", "q'uote", "[br]", "new"]
+    for name in names:
+        (files / name).write_text(f"content {name}\n")
+    (files / "plain").chmod(0o600)
+    (files / "dir").mkdir()
+    (files / "link").symlink_to(files / "plain")
+    (files / "dangling").symlink_to(files / "nothing")
+    paths = [str(files / n) for n in [*names, "dir", "link", "dangling", "missing", "plain"]]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, text in (("systemctl", FAKE_SYSTEMCTL), ("dpkg-query", FAKE_DPKG_QUERY)):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+    def run(script: str) -> tuple[str, int]:
+        proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=False, env=env)
+        return proc.stdout, proc.returncode
+
+    groups: list[list[Fact[Any]]] = [
+        [FileInfo(p) for p in paths],
+        [ServiceState(u) for u in ("a", "b.service", "c.timer")],
+        [ServiceState(u) for u in ("a", "nope", "c.timer")],  # is-enabled stops at nope: each unit asks alone
+        [
+            PackagesInstalled(("haproxy", "socat")),
+            PackagesInstalled(("nginx",)),
+            PackagesInstalled(("libfoo", "haproxy")),
+            PackagesInstalled(("missing", "haproxy")),
+        ],
+    ]
+    for facts in groups:
+        script, nonce = batch_script(facts)
+        assert script.count("2>&1") == 1  # the kind's one shared script
+        for fact, (out, rc) in zip(facts, split_batch(run(script)[0], len(facts), nonce), strict=True):
+            alone, alone_rc = run(fact.command())
+            assert out == alone, fact.key
+            assert fact.parse(out, rc) == fact.parse(alone, alone_rc), fact.key
+
+
+def test_shared_file_facts_run_one_stat_and_one_sha256sum(tmp_path) -> None:
+    """What the sharing is for: 20 files, one stat and one sha256sum in the batch (each call logged by a wrapper)."""
+    paths = []
+    for i in range(20):
+        (tmp_path / f"f{i}").write_text(f"{i}\n")
+        paths.append(str(tmp_path / f"f{i}"))
+    bin_dir, log = tmp_path / "bin", tmp_path / "calls"
+    bin_dir.mkdir()
+    for tool in ("stat", "sha256sum"):
+        real = shutil.which(tool)
+        (bin_dir / tool).write_text(f'#!/bin/bash\necho {tool} >> {log}\nexec {real} "$@"\n')
+        (bin_dir / tool).chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    facts = [FileInfo(p) for p in paths]
+    script, nonce = batch_script(facts)
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=False, env=env).stdout
+    assert [f.parse(*part) for f, part in zip(facts, split_batch(out, len(facts), nonce), strict=True)] == [
+        FileInfo(p).parse(*_sh(FileInfo(p).command())) for p in paths
+    ]
+    assert sorted(log.read_text().split()) == ["sha256sum", "stat"]
