@@ -94,10 +94,15 @@ class Installed(Fact[tuple[dict[str, str], dict[str, str]]]):
     def command(self) -> str:
         files = " ".join(q(p) for p in self.paths)
         marks = "; ".join(f"[ -f {q(m)} ] && {{ echo '@@marker {m}'; cat {q(m)}; }}" for m in self.markers)
+        # one stat for every file, kept by name (a name that prints oddly is asked alone, as it always was)
         digests = (
-            f"{KEEP}; c={q(self.cache_dir)}; printf -v now '%(%s)T' -1; "
+            f"{KEEP}; c={q(self.cache_dir)}; printf -v now '%(%s)T' -1; declare -A st=(); e=(); "
+            f'for f in {files}; do [ -f "$f" ] && [[ $f != *$\'\\n\'* ]] && e+=("$f"); done; '
+            f'[ ${{#e[@]}} -eq 0 ] || while read -r ct sig f; do [ -n "$f" ] && st[$f]="$ct $sig"; '
+            f'done <<< "$(stat -c \'%Z {SIGNATURE} %n\' -- "${{e[@]}}")"; '
             f'for f in {files}; do [ -f "$f" ] || continue; '
-            f"read -r ct sig < <(stat -c '%Z {SIGNATURE}' -- \"$f\"); "
+            'if [ -n "${st[$f]+x}" ]; then ct=${st[$f]%% *}; sig=${st[$f]#* }; '
+            f"else read -r ct sig < <(stat -c '%Z {SIGNATURE}' -- \"$f\"); fi; "
             'm= d=; [ -f "$c/${f//\\//%}" ] && read -r m d < "$c/${f//\\//%}"; '
             'if [ "$m" != "$sig" ] || [ ${#d} -ne 64 ]; then d=$(sha256sum < "$f"); d=${d%% *}; '
             f'[ $((now - ct)) -lt {self.settle_s} ] || keelson_keep "$c" "$f" "$sig" "$d"; fi; '

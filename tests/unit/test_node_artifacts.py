@@ -7,6 +7,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import ipaddress
+import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -261,3 +263,26 @@ def test_a_failed_install_stops_its_script_as_the_runner_runs_it(tmp_path: Path)
     assert proc.returncode != 0 and "cannot overwrite" in proc.stdout + proc.stderr
     assert (dest / "kubelet").read_bytes() == old
     assert not (tmp_path / "markers" / "digests").exists(), "no digest recorded for a file that was not replaced"
+
+
+def test_installed_fact_stats_every_file_at_once(tmp_path: Path) -> None:
+    """One stat for all the files (a fork and exec each was host CPU on every no-op); a name with a newline is
+    asked alone."""
+    names = ["kubeadm", "kubelet", "new\nline", "back\\slash"]
+    paths = []
+    for name in names:
+        (tmp_path / name).write_bytes(name.encode())
+        paths.append(str(tmp_path / name))
+    bin_dir, log = tmp_path / "bin", tmp_path / "calls"
+    bin_dir.mkdir()
+    (bin_dir / "stat").write_text(f'#!/bin/bash\necho stat >> {log}\nexec {shutil.which("stat")} "$@"\n')
+    (bin_dir / "stat").chmod(0o755)
+    fact = Installed((*paths, str(tmp_path / "missing")), (), cache_dir=str(tmp_path / "cache"), settle_s=0)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    for _ in range(2):  # hashed and recorded, then read from the cache
+        proc = subprocess.run(["bash", "-c", fact.command()], capture_output=True, text=True, check=True, env=env)
+        digests = fact.parse(proc.stdout, proc.returncode)[0]
+        assert {p: digests.get(p) for p in paths if "\n" not in p} == {
+            p: hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in paths if "\n" not in p
+        }
+    assert log.read_text().split() == ["stat"] * 4  # per run: one for all, and one alone for the name with a newline
