@@ -30,7 +30,7 @@ def apply_command(name: str, manifest: str) -> Command:
     patch = json.dumps({"data": {name: digest}})
     script = "\n".join(
         [
-            "set -e",
+            "set -eo pipefail",  # the record is a pipeline: its first command failing counts too
             f"{KUBECTL} apply --server-side --force-conflicts --field-manager={FIELD_MANAGER} -f - "
             "<<'KEELSON_MANIFEST'",
             manifest.rstrip("\n"),
