@@ -25,8 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
-from paramiko import MissingHostKeyPolicy
-
 from inventory.model import OS, Cluster, Host
 from roles.engine.errors import AuthFailed, EngineError, HostUnreachable
 from roles.engine.facts import Fact
@@ -35,7 +33,7 @@ from roles.engine.ssh_route import Route, load_config, resolve
 
 if TYPE_CHECKING:
     import paramiko
-    from paramiko import SSHConfig
+    from paramiko import MissingHostKeyPolicy, SSHConfig
 
 log = logging.getLogger(__name__)
 MAX_ARG_SCRIPT = 96 * 1024  # larger scripts go as a file (Linux caps one argument at 128 KiB)
@@ -107,7 +105,7 @@ class SSHTransport:
     def _policy(self) -> MissingHostKeyPolicy:
         import paramiko
 
-        return _RecordPolicy(self._known, self.host, self._notice) if self._tofu else paramiko.RejectPolicy()
+        return _record_policy(self._known, self.host, self._notice) if self._tofu else paramiko.RejectPolicy()
 
     def _connect(self) -> paramiko.SSHClient:
         route = self._route
@@ -383,8 +381,10 @@ def create_private(sftp: paramiko.SFTPClient, path: str) -> paramiko.SFTPFile:
     return SFTPFile(sftp, msg.get_binary(), "wb")
 
 
-class _RecordPolicy(MissingHostKeyPolicy):
-    """Trust on first use, only when asked: record the unknown key in known_hosts and say so."""
+class _RecordPolicy:
+    """Trust on first use, only when asked: record the unknown key in known_hosts and say so. A paramiko
+    MissingHostKeyPolicy by its one method (paramiko calls `missing_host_key`), not by subclassing, so that importing
+    the engine does not import paramiko: a Pulumi diff renders phases and connects nowhere."""
 
     def __init__(self, known: Path, host: str, notice: Notice | None) -> None:
         self.known = known
@@ -400,6 +400,10 @@ class _RecordPolicy(MissingHostKeyPolicy):
         log.warning("%s: %s", self.host, message)
         if self.notice is not None:
             self.notice(self.host, message)
+
+
+def _record_policy(known: Path, host: str, notice: Notice | None) -> MissingHostKeyPolicy:
+    return cast("MissingHostKeyPolicy", _RecordPolicy(known, host, notice))  # paramiko calls missing_host_key only
 
 
 class ConnectionPool:
@@ -422,7 +426,7 @@ class ConnectionPool:
         import paramiko
 
         if self.trust_on_first_use:
-            return _RecordPolicy(known, "bastion", self.notice)
+            return _record_policy(known, "bastion", self.notice)
         return paramiko.RejectPolicy()
 
     def route(self, host: Host) -> Route:

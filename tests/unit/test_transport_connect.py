@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,3 +36,32 @@ def test_disabled_algorithms_are_still_honoured(sock: socket.socket) -> None:
     ciphers = list(transport.preferred_ciphers)  # what goes into the KEXINIT
     assert ciphers[0] == "aes128-ctr"
     assert not [c for c in ciphers if "gcm" in c]
+
+
+def test_trust_on_first_use_records_the_key_paramiko_hands_its_policy(tmp_path: Path) -> None:
+    """The policy is a paramiko MissingHostKeyPolicy by its method only (importing the engine imports no paramiko)."""
+    import subprocess
+    import sys
+
+    import paramiko
+
+    from roles.engine.transport import _record_policy
+
+    known = tmp_path / "known_hosts"
+    key = paramiko.Ed25519Key.from_private_key_file(str(_ed25519(tmp_path)))
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(_record_policy(known, "m1", None))
+    policy: Any = getattr(client, "_policy")  # noqa: B009 (private, untyped): what connect calls for a new key
+    policy.missing_host_key(client, "198.18.0.11", key)
+    assert known.read_text() == f"198.18.0.11 ssh-ed25519 {key.get_base64()}\n"
+    code = "import sys, roles.engine.transport; print('paramiko' in sys.modules)"
+    fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert fresh.stdout.strip() == "False"
+
+
+def _ed25519(folder: Path) -> Path:
+    import subprocess
+
+    path = folder / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    return path
