@@ -29,9 +29,10 @@ def artifact_set() -> ArtifactSet:
     return build(release(DEFAULT_KUBERNETES), lambda event: None)
 
 
-def agnhost() -> str:
-    """The test image of the artifact set (agnhost: netexec, pause, connect…), imported on every node."""
-    return next(i.name for i in artifact_set().manifest.images if "agnhost" in i.name)
+def agnhost(of: ArtifactSet | None = None) -> str:
+    """The test image (agnhost: netexec, pause, connect…) of a set — the default one unless `of` — imported on every
+    node. Its tag follows the Kubernetes release (v1.36.3's set has 2.63.0, v1.37.2's 2.66.1)."""
+    return next(i.name for i in (of or artifact_set()).manifest.images if "agnhost" in i.name)
 
 
 def keelson(*args: str, state: Path, timeout: float = 1800, check: bool = True) -> subprocess.CompletedProcess[str]:

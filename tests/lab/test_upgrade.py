@@ -58,7 +58,7 @@ class Upgradable:
 @pytest.fixture(scope="module")
 def cluster(lab_factory: LabFactory, tmp_path_factory: pytest.TempPathFactory) -> Upgradable:
     artifact_set()
-    build(release(OLD), lambda event: None)  # the old release's set (cached; CI builds it cold once)
+    old_set = build(release(OLD), lambda event: None)  # the old release's set (cached; .ci/run builds it)
     lab = lab_factory("t-upg", masters=3, workers=2)
     tmp = tmp_path_factory.mktemp("upgrade")
     text = lab.inventory_path.read_text()
@@ -69,7 +69,7 @@ def cluster(lab_factory: LabFactory, tmp_path_factory: pytest.TempPathFactory) -
     state = tmp / "state"
     keelson("apply", "-i", str(old), state=state)
     k = kubectl_for(new, state, tmp)
-    k("apply", "-f", "-", stdin=web(agnhost()))
+    k("apply", "-f", "-", stdin=web(agnhost(old_set)))  # the image the nodes have now
     k("rollout", "status", "deployment/web", "--timeout=300s", timeout=330)
     return Upgradable(lab, old, new, state, k)
 
