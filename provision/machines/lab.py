@@ -12,9 +12,10 @@ from typing import Any
 
 import pulumi
 import pulumi.dynamic
-from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvider
+from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, ResourceProvider
 
 from provision.cluster import ClusterHost
+from provision.cluster.provider import warm_up
 from provision.machines.base import MachineSource
 
 SPEC = ("lab", "masters", "workers", "lbs")
@@ -54,6 +55,10 @@ class LabProvider(ResourceProvider):
         except LabError as exc:
             raise LabFailed(str(exc)) from None
         return CreateResult(id_=spec.name, outs={**props, **outs})
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        warm_up()  # the process's first call: the cluster's resources come next, and their diffs need the roles
+        return CheckResult(news, [])
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         changed = [k for k in SPEC if olds.get(k) != news.get(k)]

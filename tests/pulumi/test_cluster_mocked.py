@@ -122,6 +122,26 @@ def test_the_provider_pickles_small_and_by_reference() -> None:
     assert vars(again) == {}  # nothing captured: no connection, lock or file between calls
 
 
+def test_the_program_leaves_the_roles_to_the_provider_process_which_imports_them_at_its_first_check() -> None:
+    """The program pickles the providers without importing the roles; the dynamic provider process's first check
+    (the machines' or a cluster resource's) starts importing them in the background, for the diffs that follow."""
+    import subprocess
+    import sys
+
+    code = """if True:
+        import sys, threading
+        import provision.stack.program, provision.machines.lab
+        print("roles.plans.apply" in sys.modules)
+        provision.machines.lab.LabProvider().check({}, {"lab": "t"})
+        for thread in threading.enumerate():
+            if thread.name == "keelson-warm-up":
+                thread.join()
+        print("roles.plans.apply" in sys.modules)
+    """
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert run.stdout.split() == ["False", "True"]
+
+
 @pytest.mark.parametrize("bad", ["no-such-group"])
 def test_check_names_a_bad_group_and_an_invalid_inventory(bad: str) -> None:
     data = _inventory()
