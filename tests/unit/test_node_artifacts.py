@@ -286,3 +286,57 @@ def test_installed_fact_stats_every_file_at_once(tmp_path: Path) -> None:
             p: hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in paths if "\n" not in p
         }
     assert log.read_text().split() == ["stat"] * 4  # per run: one for all, and one alone for the name with a newline
+
+
+CTR_LISTING = (
+    "REF                          TYPE                                       DIGEST     SIZE    PLATFORMS LABELS\n"
+    "registry.k8s.io/pause:3.10.2 application/vnd.oci.image.manifest.v1+json sha256:abc 300 KiB linux/amd64 -\n"
+)
+
+
+def test_images_listing_is_asked_again_only_when_containerd_s_database_changed(tmp_path: Path) -> None:
+    """`ctr images ls` once, then its kept output while containerd's metadata database keeps its signature: the same
+    bytes and status; asked again after any write to the database, when containerd is not listening, and not kept
+    when ctr failed or the database was written just now."""
+    import socket
+
+    from roles.kubernetes_node.steps import images_listing
+
+    db, seen, calls = tmp_path / "meta.db", tmp_path / "keelson" / "containerd-images", tmp_path / "calls"
+    db.write_bytes(b"bolt")
+    _past_ctime_of(db)
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(tmp_path / "containerd.sock"))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    listing_file, rc_file = tmp_path / "listing", tmp_path / "rc"
+    (bin_dir / "ctr").write_text(f"#!/bin/bash\necho ctr >> {calls}\ncat {listing_file}\nexit $(cat {rc_file})\n")
+    (bin_dir / "ctr").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+    def listing(settle_s: int = 0, sock_path: Path = tmp_path / "containerd.sock") -> tuple[str, int, int]:
+        fact = images_listing(str(db), str(sock_path), str(seen), settle_s)
+        proc = subprocess.run(["bash", "-c", fact.command()], capture_output=True, text=True, check=False, env=env)
+        asked = len(calls.read_text().split()) if calls.exists() else 0
+        return proc.stdout, proc.returncode, asked
+
+    (tmp_path / "listing").write_text(CTR_LISTING)
+    (tmp_path / "rc").write_text("0")
+    assert listing(settle_s=3600) == (CTR_LISTING, 0, 1)  # the database was written just now: not kept
+    assert not seen.exists()
+    assert listing() == (CTR_LISTING, 0, 2)
+    assert listing() == (CTR_LISTING, 0, 2)  # kept: ctr not run
+    assert listing(sock_path=tmp_path / "no.sock") == (CTR_LISTING, 0, 3)  # containerd not listening
+    (tmp_path / "listing").write_text(CTR_LISTING.replace("sha256:abc", "sha256:def"))
+    with db.open("r+b") as handle:  # an image changed: the database is written (same size, same inode)
+        handle.write(b"BOLT")
+    _past_ctime_of(db)
+    assert listing() == (CTR_LISTING.replace("sha256:abc", "sha256:def"), 0, 4)
+    assert listing() == (CTR_LISTING.replace("sha256:abc", "sha256:def"), 0, 4)
+    (tmp_path / "listing").write_text("")
+    (tmp_path / "rc").write_text("1")
+    db.write_bytes(b"bolt, rewritten")
+    _past_ctime_of(db)
+    assert listing() == ("", 1, 5)  # ctr failed: its status, nothing kept
+    assert listing() == ("", 1, 6)
+    sock.close()
