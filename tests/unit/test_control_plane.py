@@ -287,7 +287,7 @@ def _node(name: str, ready: str) -> dict[str, Any]:
 
 
 def test_the_nodes_view_is_one_list_of_csrs_nodes_and_deployments() -> None:
-    from roles.control_plane.nodes import ClusterView, parse_view
+    from roles.control_plane.nodes import ClusterView, parse_lists, parse_view
 
     csr = {"kind": "CertificateSigningRequest", "metadata": {"name": "csr-ok"}, "status": {},
            "spec": {"signerName": "kubernetes.io/kubelet-serving", "username": "system:node:w1",
@@ -310,6 +310,18 @@ def test_the_nodes_view_is_one_list_of_csrs_nodes_and_deployments() -> None:
     assert parse_view("Unable to connect to the server") == parse_view("") == parse_view('{"items": 3}')
     assert not parse_view("junk").ready and not parse_view("junk").dns and not parse_view("junk").applied
 
+    # the API's own lists, one after the other (ClusterView's reads): the same view
+    def api_list(kind: str) -> str:
+        own = [{k: v for k, v in i.items() if k != "kind"} for i in items if i["kind"] == kind]
+        return json.dumps({"kind": f"{kind}List", "apiVersion": "v1", "items": own})
+
+    kinds = ("CertificateSigningRequest", "Node", "Deployment", "ConfigMap")
+    assert ClusterView().parse("\n".join(api_list(k) for k in kinds) + "\n", 0) == view
+    assert parse_lists("".join(api_list(k) for k in kinds)) == view  # no separator needed
+    cut = api_list("Node") + "\n" + api_list("Deployment")[:40]  # cut off: what came before it
+    assert parse_lists(cut) == parse_view(json.dumps({"items": [_node("m1", "True"), pressed]}))
+    assert parse_lists("") == parse_lists("curl: (7) Failed to connect") == parse_view("")
+
 
 class _Api:
     """A master whose kubectl answers with `views` in turn, recording what it is asked."""
@@ -324,7 +336,8 @@ class _Api:
 
         self.asked.append(script)
         self.commands_run += 1
-        return CommandResult(0, self.views.pop(0) if "get csr,nodes" in script else "", "")
+        asks = "get csr,nodes" in script or "certificatesigningrequests" in script  # kubectl, or ClusterView's curl
+        return CommandResult(0, self.views.pop(0) if asks else "", "")
 
 
 def _ready_view(*not_ready: str) -> str:
@@ -376,4 +389,54 @@ def test_the_nodes_phase_looks_again_until_every_node_is_ready(tmp_path: Path, m
     pool.transports = {h.name: api if h.name == "m3" else None for h in cluster.hosts}  # type: ignore[misc]
     pool.gathered = lambda host, key: (key in batch, batch.get(key))
     ServingCertsAndReady().run(RunContext(cluster, tmp_path), pool)  # type: ignore[arg-type]
-    assert len(api.asked) == 2 and all("get csr,nodes,deployments" in s for s in api.asked)  # fresh looks
+    assert len(api.asked) == 2 and all(s == ClusterView().command() for s in api.asked)  # fresh looks
+
+
+def test_the_cluster_view_reads_the_api_as_the_admin_kubeconfig_says(tmp_path: Path) -> None:
+    """ClusterView's command through a real shell, with a stand-in curl: the kubeconfig's server and its three PEMs
+    (in a private folder, removed after), the four reads; no kubeconfig: nothing asked, an empty view."""
+    import base64
+    import os
+    import subprocess
+
+    from roles.control_plane.nodes import API_READS, ClusterView
+
+    def b64(text: str) -> str:
+        return base64.b64encode(text.encode()).decode()
+
+    conf = tmp_path / "admin.conf"
+    conf.write_text(
+        "apiVersion: v1\nclusters:\n- cluster:\n"
+        f"    certificate-authority-data: {b64('CA PEM')}\n    server: https://198.18.1.100:6443\n  name: kubernetes\n"
+        "users:\n- name: kubernetes-admin\n  user:\n"
+        f"    client-certificate-data: {b64('CERT PEM')}\n    client-key-data: {b64('KEY PEM')}\n"
+    )
+    bin_dir, seen = tmp_path / "bin", tmp_path / "seen"
+    bin_dir.mkdir()
+    (bin_dir / "curl").write_text(
+        "#!/bin/bash\nwhile [ $# -gt 0 ]; do case $1 in\n"
+        f'  --cacert|--cert|--key) echo "$1 $(cat "$2") $(stat -c %a "$(dirname "$2")")" >> {seen}; '
+        f'dirname "$2" >> {seen}.dir; shift 2;;\n'
+        f'  https://*) echo "$1" >> {seen}; echo \'{{"kind": "NodeList", "items": []}}\'; shift;;\n'
+        "  *) shift;;\nesac; done\n"
+    )
+    (bin_dir / "curl").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    fact = ClusterView(str(conf))
+    proc = subprocess.run(["bash", "-c", fact.command()], capture_output=True, text=True, check=False, env=env)
+    assert proc.returncode == 0 and proc.stdout.count("NodeList") == 4
+    lines = seen.read_text().splitlines()
+    assert lines[:3] == ["--cacert CA PEM 700", "--cert CERT PEM 700", "--key KEY PEM 700"]
+    assert lines[3:] == [f"https://198.18.1.100:6443{path}" for path in API_READS]
+    assert not any(Path(d).exists() for d in Path(f"{seen}.dir").read_text().split())  # the PEMs are gone
+    assert fact.parse(proc.stdout, 0) == fact.parse("", 0)  # (empty lists)
+
+    seen.unlink()
+    conf.write_text(conf.read_text().replace("server: https://198.18.1.100:6443", 'server: "https://[fd00::1]:6443"'))
+    subprocess.run(["bash", "-c", fact.command()], capture_output=True, text=True, check=True, env=env)
+    assert seen.read_text().splitlines()[3] == f"https://[fd00::1]:6443{API_READS[0]}"  # a quoted server
+
+    seen.unlink()
+    missing = ClusterView(str(tmp_path / "none.conf"))
+    proc = subprocess.run(["bash", "-c", missing.command()], capture_output=True, text=True, check=False, env=env)
+    assert (proc.stdout, proc.returncode, seen.exists()) == ("", 0, False)
