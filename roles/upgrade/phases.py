@@ -29,7 +29,14 @@ def phases(
         "upgrade",
         [
             Preflight(spec, options or Options()),
-            Phase("Upgrade | Stage the target's kubeadm, kubectl and images (nothing restarts)", node_hosts, stage),
+            # one node at a time: an image import is heavy disk I/O beside a running etcd member (the drill's five
+            # lab nodes importing at once, one disk, made two apiservers' etcd readiness check fail together)
+            Phase(
+                "Upgrade | Stage the target's kubeadm, kubectl and images (nothing restarts; one node at a time)",
+                node_hosts,
+                stage,
+                serial=True,
+            ),
             UpgradeNodes(spec, "first"),
             UpgradeNodes(spec, "masters"),
             UpgradeNodes(spec, "workers"),

@@ -13,6 +13,7 @@ import yaml
 from inventory.loader import parse_inventory
 from keelson.upgrade_cmd import after_failure
 from roles.control_plane import render
+from roles.engine.phase import Phase
 from roles.plans import upgrade as upgrade_plan
 from roles.upgrade.nodes import ANNOTATION, UpgradeNodes, cordoned_by_us, drain, kubeadm_upgrade, node_at_wait
 from roles.upgrade.preflight import Preflight, UpgradeRefused, not_ready, under_pressure
@@ -136,6 +137,8 @@ def test_the_plan_in_order() -> None:
         "Upgrade | kubeadm configuration files at the new version",
     ]
     assert {p.role for p in plan.phases} == {"upgrade"}
+    stage = plan.phases[1]
+    assert isinstance(stage, Phase) and stage.serial, "images imported one node at a time beside a running etcd"
     cluster = parse_inventory(INVENTORY.format(version="v1.37.2"))
     first, masters, workers = plan.phases[2:5]
     assert [h.name for h in first.hosts(cluster)] == ["m1"]
