@@ -3,6 +3,7 @@ inventory's hosts, the labels from config land in the inventory the cluster gets
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -257,3 +258,11 @@ def test_nodes_that_pull_get_the_addons_from_upstream_images(mocks: Recorder, kn
 
     addons = [built.addons, *built.addons.parts, *(part.objects for part in built.addons.parts)]
     return pulumi.Output.all(*[r.urn for r in addons]).apply(check)
+
+
+def test_the_program_asks_for_no_resource_references(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing reads a ConfigGroup's `resources`: the SDK need not rebuild each object with a call to the engine."""
+    monkeypatch.delenv("PULUMI_DISABLE_RESOURCE_REFERENCES", raising=False)
+    monkeypatch.setattr(program, "build", lambda: None)
+    program.main()
+    assert os.environ["PULUMI_DISABLE_RESOURCE_REFERENCES"] == "true"  # monkeypatch takes it away afterwards
