@@ -77,7 +77,9 @@ def cluster(lab_factory: LabFactory, tmp_path_factory: pytest.TempPathFactory) -
 def web(image: str) -> str:
     """The workload that must keep answering (agnhost, from the artifact set): two replicas spread over the workers, a
     PodDisruptionBudget that lets a drain evict one at a time, a NodePort the watcher asks on each worker (as a client
-    behind a load balancer would)."""
+    behind a load balancer would), and a preStop pause: netexec exits at once on SIGTERM, before every kube-proxy has
+    taken the evicted pod out of the Service (run 9: both NodePorts reset in one sample while w2's drain evicted its
+    last replica) — a workload that wants to keep answering through a drain waits there, keelson cannot do it."""
     return f"""
 apiVersion: apps/v1
 kind: Deployment
@@ -97,6 +99,7 @@ spec:
           imagePullPolicy: Never
           args: [netexec, --http-port=8080]
           readinessProbe: {{httpGet: {{path: /healthz, port: 8080}}, periodSeconds: 1}}
+          lifecycle: {{preStop: {{sleep: {{seconds: 5}}}}}}
 ---
 apiVersion: policy/v1
 kind: PodDisruptionBudget
