@@ -33,12 +33,7 @@ from provision.lab import Lab
 from tests.conftest import LabFactory
 from tests.kube_helpers import KEELSON, Kubectl, agnhost, artifact_set, keelson, kubectl_for, run_finished
 
-# UNSETTLED (README "Upgrades"): run 5 and session 9's first run each saw two masters down for a few samples: the
-# new kubelet restarts the apiserver's container 7-9 s after it starts, after a gate that asked once had passed, and
-# the next master went down meanwhile. Fixed in roles/upgrade/nodes.py (settle_s; every other master ready before a
-# control plane restarts), unit-tested. Out of the default run until it passes twice in a row:
-# `uv run pytest -m unsettled tests/lab/test_upgrade.py`.
-pytestmark = [pytest.mark.lab, pytest.mark.artifacts, pytest.mark.unsettled]
+pytestmark = [pytest.mark.lab, pytest.mark.artifacts]
 OLD, NEW = "v1.36.3", "v1.37.2"
 MASTERS = ("m1", "m2", "m3")
 WORKERS = ("w1", "w2")
