@@ -4,6 +4,7 @@ inventory's hosts, the labels from config land in the inventory the cluster gets
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -94,14 +95,12 @@ def test_s3_targets_need_the_secret_credentials() -> None:
         secret_env(pulumi.Config("keelson"), data)
 
 
-@pulumi_test
-def test_the_addons_follow_the_cluster_through_a_provider_made_from_its_kubeconfig(
-    mocks: Recorder, known_hosts: Path
-) -> Any:
+def _lab_with_addons(mocks: Recorder, known_hosts: Path) -> program.Built:
+    """The program on the lab example (its default addons: storage, metrics, ingress), machines adopted, built."""
     mocks.extra[PHASE_GROUP] = lambda a: {"state": {}}
     _config(
         {
-            "keelson:inventory": "inventory/examples/lab.yaml",  # the default addons: storage, metrics, ingress
+            "keelson:inventory": "inventory/examples/lab.yaml",
             "keelson:machines": "existing",
             "keelson:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nstand-in\n",
             "keelson:knownHosts": known_hosts.read_text(),
@@ -110,6 +109,22 @@ def test_the_addons_follow_the_cluster_through_a_provider_made_from_its_kubeconf
     )
     built = program.build()
     assert built.addons is not None
+    return built
+
+
+def _when_made(built: program.Built, check: Callable[[Any], None]) -> Any:
+    """`check` once every cluster resource and every addon part and its objects are registered."""
+    assert built.addons is not None
+    addons = [built.addons, *built.addons.parts, *(part.objects for part in built.addons.parts)]
+    urns = [r.urn for r in built.cluster.resources.values()] + [r.urn for r in addons]
+    return pulumi.Output.all(*urns).apply(check)
+
+
+@pulumi_test
+def test_the_addons_follow_the_cluster_through_a_provider_made_from_its_kubeconfig(
+    mocks: Recorder, known_hosts: Path
+) -> Any:
+    built = _lab_with_addons(mocks, known_hosts)
 
     def check(_: Any) -> None:
         assert mocks.names("keelson:addons:ClusterAddons") == ["lab-addons"]
@@ -125,9 +140,7 @@ def test_the_addons_follow_the_cluster_through_a_provider_made_from_its_kubeconf
             "lab-addons-traefik",
         ]
 
-    addons = [built.addons, *built.addons.parts, *(part.objects for part in built.addons.parts)]
-    urns = [r.urn for r in built.cluster.resources.values()] + [r.urn for r in addons]
-    return pulumi.Output.all(*urns).apply(check)
+    return _when_made(built, check)
 
 
 @pulumi_test
@@ -147,18 +160,7 @@ def test_the_kubernetes_provider_waits_for_the_control_plane_and_the_addons_for_
         return register(monitor, request)
 
     monkeypatch.setattr(MockMonitor, "RegisterResource", recording)
-    mocks.extra[PHASE_GROUP] = lambda a: {"state": {}}
-    _config(
-        {
-            "keelson:inventory": "inventory/examples/lab.yaml",
-            "keelson:machines": "existing",
-            "keelson:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nstand-in\n",
-            "keelson:knownHosts": known_hosts.read_text(),
-        },
-        ["keelson:sshPrivateKey"],
-    )
-    built = program.build()
-    assert built.addons is not None
+    built = _lab_with_addons(mocks, known_hosts)
     cluster = set(built.cluster.resources)
 
     def check(_: Any) -> None:
@@ -167,9 +169,7 @@ def test_the_kubernetes_provider_waits_for_the_control_plane_and_the_addons_for_
             assert waits[part] == cluster - {"lab-backups"}, part
         assert "lab-worker-w2" in waits["lab-addons-traefik"] and "lab-nodes" in waits["lab-addons-traefik"]
 
-    addons = [built.addons, *built.addons.parts, *(part.objects for part in built.addons.parts)]
-    urns = [r.urn for r in built.cluster.resources.values()] + [r.urn for r in addons]
-    return pulumi.Output.all(*urns).apply(check)
+    return _when_made(built, check)
 
 
 def test_an_air_gapped_cluster_refuses_addons_not_in_the_set_before_anything_is_made(
