@@ -73,23 +73,25 @@ def reads_kubeadm_done(ctx: HostContext, hosts: HostSelector) -> Sequence[Fact[A
     return facts_on(ctx, hosts, KUBEADM_DONE)
 
 
+def apiserver_url(rc: RunContext, host: Host) -> str:
+    """`host`'s own apiserver, at its node IP (not through the VIP)."""
+    return f"https://{rc.nodes.ip(host)}:{rc.cluster.control_plane.apiserver_port}"
+
+
 def readyz_wait(url: str, seconds: float, steady_s: int = 0) -> str:
     """Poll the apiserver's /readyz at `url` (anonymous, CA-checked) every second until it says ok — and, with
     `steady_s`, has said ok at every poll for that many seconds (a failed poll starts the count again) — or time runs
     out (exit 75)."""
     check = f"curl -fsS --max-time 3 --cacert {DEFAULTS.pki_dir}/ca.crt {q(url + '/readyz')} >/dev/null 2>&1"
-    if not steady_s:
+    if steady_s:
+        late = q(f"{url}/readyz not ok for {steady_s} s without a break within {int(seconds)} s (last: ") + '"$last)"'
+    else:
         late = q(f"{url}/readyz not ok after {int(seconds)} s")
-        return (
-            f"deadline=$(( $(date +%s) + {int(seconds)} )); until {check}; do "
-            f'[ "$(date +%s)" -ge "$deadline" ] && {{ echo {late} >&2; exit 75; }}; sleep 1; done'
-        )
-    late = q(f"{url}/readyz not ok for {steady_s} s without a break within {int(seconds)} s (last: ")
     return (
         f"deadline=$(( $(date +%s) + {int(seconds)} )); since=; last=never; while :; do now=$(date +%s); "
         f'if {check}; then since=${{since:-$now}}; last="ok for $(( now - since )) s"; '
         f'[ $(( now - since )) -ge {int(steady_s)} ] && break; else since=; last="failed at $now"; fi; '
-        f'[ "$now" -ge "$deadline" ] && {{ echo {late}"$last)" >&2; exit 75; }}; sleep 1; done'
+        f'[ "$now" -ge "$deadline" ] && {{ echo {late} >&2; exit 75; }}; sleep 1; done'
     )
 
 
@@ -133,8 +135,8 @@ class InitFirstMaster(CustomPhase):
             tail = (result.stdout + result.stderr).strip()[-1500:]
             raise CommandFailed(first.name, f"kubeadm init failed (exit {result.rc}):\n{tail}")
         transport.run(note.script, timeout=60, check=True)
-        url = f"https://{rc.nodes.ip(first)}:{cluster.control_plane.apiserver_port}"
-        gate = transport.run(readyz_wait(url, DEFAULTS.health_timeout_s), timeout=DEFAULTS.health_timeout_s + 30)
+        wait = readyz_wait(apiserver_url(rc, first), DEFAULTS.health_timeout_s)
+        gate = transport.run(wait, timeout=DEFAULTS.health_timeout_s + 30)
         if gate.rc != 0:
             raise CommandFailed(first.name, gate.stderr.strip()[-400:])
         outcomes[first.name] = HostOutcome(changed=True, commands=(command, note))

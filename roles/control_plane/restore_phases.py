@@ -10,7 +10,7 @@ import time
 
 from backups.restore_phases import RestorePhase, run_checked
 from inventory.model import Cluster, Host
-from roles.control_plane.cluster_ops import KUBECTL, initialised_masters, linux_nodes, readyz_wait
+from roles.control_plane.cluster_ops import KUBECTL, apiserver_url, initialised_masters, linux_nodes, readyz_wait
 from roles.control_plane.defaults import DEFAULTS as CONTROL_PLANE
 from roles.control_plane.nodes import POLL_S, ready_nodes
 from roles.engine.command import Command
@@ -35,7 +35,7 @@ class _ControlPlaneManifests(RestorePhase):
         return self.spec.stop_control_plane_script() if self.stop else self.spec.start_control_plane_script()
 
     def _ready(self, rc: RunContext, host: Host) -> Command:
-        url = f"https://{rc.nodes.ip(host)}:{rc.cluster.control_plane.apiserver_port}"
+        url = apiserver_url(rc, host)
         return Command(readyz_wait(url, CONTROL_PLANE.health_timeout_s), description=f"wait for {url}/readyz")
 
     def dry_run(self, rc: RunContext, pool: ConnectionPool) -> dict[str, list[Command]]:

@@ -28,7 +28,7 @@ from typing import Any, ClassVar, Literal
 from inventory.errors import KeelsonError
 from inventory.model import OS, Cluster, Host
 from provision.artifacts.sources import Resolver
-from roles.control_plane.cluster_ops import readyz_wait
+from roles.control_plane.cluster_ops import apiserver_url, readyz_wait
 from roles.control_plane.defaults import DEFAULTS as CP
 from roles.engine import events as ev
 from roles.engine.command import Command
@@ -306,14 +306,12 @@ class UpgradeNodes(CustomPhase):
     def _others_ready(self, rc: RunContext, transport: Transport, host: Host) -> None:
         """Right before `host`'s control plane restarts: every other master's apiserver ready (asked from `host`), so
         that at no moment two are down — whatever a gate before saw, and however late a kubelet restarted one."""
-        spec, cluster = self.spec, rc.cluster
-        port = cluster.control_plane.apiserver_port
-        for other in cluster.masters:
+        spec = self.spec
+        for other in rc.cluster.masters:
             if other == host:
                 continue
-            url = f"https://{rc.nodes.ip(other)}:{port}"
             result = transport.run(
-                readyz_wait(url, spec.health_timeout_s, steady_s=spec.others_steady_s),
+                readyz_wait(apiserver_url(rc, other), spec.health_timeout_s, steady_s=spec.others_steady_s),
                 timeout=spec.health_timeout_s + 60,
             )
             if result.rc != 0:
@@ -330,8 +328,7 @@ class UpgradeNodes(CustomPhase):
         spec, cluster = self.spec, rc.cluster
         waits = [node_at_wait(host.name, spec.target, spec.health_timeout_s)]
         if self.master:
-            port = cluster.control_plane.apiserver_port
-            own = f"https://{rc.nodes.ip(host)}:{port}"
+            own = apiserver_url(rc, host)
             waits.append(readyz_wait(own, spec.health_timeout_s + spec.settle_s, steady_s=spec.settle_s))
         waits.append(readyz_wait(f"https://{cluster.api_endpoint}", spec.health_timeout_s))
         for script in waits:
