@@ -16,6 +16,7 @@ from keelson import (
     bench_cmd,
     certs_cmd,
     cluster_cmd,
+    codecache,
     engine_cmd,
     exec_cmd,
     inventory_cmd,
@@ -94,6 +95,7 @@ def _skip_unused_imports() -> None:
 def main() -> None:
     """Console-script entry: user errors become a message and a non-zero exit, never a traceback."""
     _skip_unused_imports()
+    codecache.install()  # the dataclasses every command imports, compiled once (keelson/codecache.py)
     try:
         code = _app_for(sys.argv[1:])(standalone_mode=False)  # click returns a typer.Exit's code, not exiting
         if isinstance(code, int) and code != 0:
