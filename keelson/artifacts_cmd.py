@@ -117,8 +117,8 @@ def build(
 def list_sets(as_json: JsonOpt = False) -> None:
     """The artifact sets and Pulumi toolsets in the cache: version, size, path; with --json every file's size and
     sha256."""
-    from provision.artifacts.build import all_sets
     from provision.artifacts.pulumi_tools.build import all_toolsets
+    from provision.artifacts.sets import all_sets
 
     sets = all_sets()
     toolsets = all_toolsets()

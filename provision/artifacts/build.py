@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import shutil
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from provision.artifacts import debs, layout, manifest
-from provision.artifacts.cache import artifacts_root, build_lock
+from provision.artifacts.cache import build_lock
 from provision.artifacts.catalog import Release
 from provision.artifacts.gotool import go_version, modules_prefetched
 from provision.artifacts.images import ImageParts, images
@@ -29,8 +28,10 @@ from provision.artifacts.oci import write_archive
 from provision.artifacts.parts import Part, go_part
 from provision.artifacts.pause import pause_part
 from provision.artifacts.recipes import CNI_PLUGINS, KUBE_COMPONENTS, Recipe, recipes_for
+from provision.artifacts.sets import ArtifactSet as ArtifactSet  # noqa: PLC0414 - re-exported: callers know it here
+from provision.artifacts.sets import find as find  # noqa: PLC0414 - re-exported (the lookup lives in sets.py)
+from provision.artifacts.sets import set_key, sets_root
 
-SET_FORMAT = "1"  # bump when the set's layout or the images' contents change without a recipe change
 T = TypeVar("T")
 
 
@@ -43,43 +44,6 @@ class StepEvent:
 
 
 Reporter = Callable[[StepEvent], None]
-
-
-@dataclass(frozen=True)
-class ArtifactSet:
-    path: Path
-    manifest: Manifest
-
-    @property
-    def key(self) -> str:
-        return self.manifest.key
-
-
-def sets_root() -> Path:
-    return artifacts_root() / "sets"
-
-
-def set_key(release: Release) -> str:
-    """Version + a hash of everything that decides the set's content (no build, no network: a warm run's check)."""
-    h = hashlib.sha256(SET_FORMAT.encode())
-    go = go_version()
-    for recipe in recipes_for(release):
-        h.update(recipe.digest(go).encode())
-    h.update(repr((release, debs.IPTABLES, debs.BUSYBOX)).encode())
-    return f"{release.kubernetes}-{h.hexdigest()[:12]}"
-
-
-def find(release: Release) -> ArtifactSet | None:
-    path = sets_root() / set_key(release)
-    if not (path / manifest.MANIFEST).exists():
-        return None
-    return ArtifactSet(path, Manifest.load(path))
-
-
-def all_sets() -> list[ArtifactSet]:
-    root = sets_root()
-    found = [p for p in sorted(root.glob("v*")) if (p / manifest.MANIFEST).exists()] if root.exists() else []
-    return [ArtifactSet(p, Manifest.load(p)) for p in found]
 
 
 def timed_step(report: Reporter, title: str, make: Callable[[], T], cached: bool = False) -> tuple[T, float]:

@@ -146,7 +146,7 @@ class Resolver:
             if self.artifacts.local:
                 self._set_dir = Path(self.artifacts.local).expanduser()
             else:
-                from provision.artifacts.build import find
+                from provision.artifacts.sets import find
 
                 found = find(self.release)
                 if found is None:

@@ -10,6 +10,7 @@ import ipaddress
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -340,3 +341,14 @@ def test_images_listing_is_asked_again_only_when_containerd_s_database_changed(t
     assert listing() == ("", 1, 5)  # ctr failed: its status, nothing kept
     assert listing() == ("", 1, 6)
     sock.close()
+
+
+def test_finding_the_local_set_imports_no_builder() -> None:
+    """An apply with source local looks its set up (provision/artifacts/sets.py) without the builder's modules; the
+    builder still answers for it."""
+    from provision.artifacts import build, sets
+
+    assert build.find is sets.find and build.ArtifactSet is sets.ArtifactSet
+    code = "import sys\nfrom provision.artifacts.sets import find\nprint('\\n'.join(sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert not {"provision.artifacts.build", "provision.artifacts.images", "provision.artifacts.oci"} & set(out.split())
