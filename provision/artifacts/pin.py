@@ -2,7 +2,8 @@
 
 For each component: a go.mod requiring the upstream module at the release's version (Kubernetes: with every staging
 module replaced by its published v0.Y.Z, since k8s.io/kubernetes' own go.mod points them at ./staging), its
-targets recorded as `tool` directives, our own main packages copied in, then `go mod tidy` writes go.sum.
+targets recorded as `tool` directives, our own main packages copied in, the modules it shares with the default
+release's Kubernetes raised to the versions Kubernetes builds with (`align`), then `go mod tidy` writes go.sum.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import re
 import shutil
 from pathlib import Path
 
-from provision.artifacts.catalog import Release
+from provision.artifacts.align import align, build_list
+from provision.artifacts.catalog import DEFAULT_KUBERNETES, Release, release
 from provision.artifacts.gotool import BuildError, go_env, run_go
-from provision.artifacts.recipes import Recipe, recipes_for
+from provision.artifacts.recipes import Recipe, kubernetes, recipes_for
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 OWN_MAINS = {
@@ -66,6 +68,19 @@ def _pin_env() -> dict[str, str]:
     env = go_env()
     env["GOFLAGS"] = "-mod=mod -buildvcs=false"
     return env
+
+
+def _pin_run(args: list[str], cwd: Path) -> str:
+    return run_go(args, cwd=cwd, env=_pin_env())
+
+
+def kubernetes_build_list() -> dict[str, str]:
+    """What the default release's Kubernetes recipe builds with: the versions every companion is aligned to (the
+    companions' recipes are shared by the releases, so they follow the default one)."""
+    reference = kubernetes(release(DEFAULT_KUBERNETES)).dir
+    if not (reference / "go.mod").is_file():
+        raise BuildError(f"pin Kubernetes {DEFAULT_KUBERNETES} first: its recipe is what the companions align to")
+    return build_list(lambda args, cwd: run_go(args, cwd=cwd), reference)  # read-only: its go.sum stays as pinned
 
 
 def _module_of(recipe: Recipe) -> str:
@@ -122,6 +137,8 @@ def pin_recipe(recipe: Recipe, release: Release) -> Path:
         run_go(["get", f"{module}@{recipe.version}"], cwd=work, env=_pin_env())
     if recipe.raise_deps:
         run_go(["get", *recipe.raise_deps], cwd=work, env=_pin_env())
+    if recipe.component != "kubernetes":
+        align(_pin_run, work, kubernetes_build_list(), module)
     run_go(["mod", "tidy"], cwd=work, env=_pin_env())
     shutil.rmtree(target, ignore_errors=True)
     work.rename(target)
