@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from inventory.model import Cluster
     from roles.engine.context import RunContext
     from roles.engine.phase import Plan
+    from roles.engine.transport import ConnectionPool
 
 
 class BadOption(KeelsonError):
@@ -51,13 +52,35 @@ def _run(
     state_dir: Path | None,
 ) -> None:
     from inventory.loader import load_inventory
-    from roles.plans import apply
 
     cluster = load_inventory(inventory)
-    if not dry_run:
-        apply.refuse_unapplied_cni(cluster, only)
-    run(apply.plan(cluster), cluster, dry_run, as_json, only=only, hosts=hosts, concurrency=concurrency, tofu=tofu,
-        state_dir=state_dir)  # fmt: skip
+    pool = _logins_ahead(cluster, hosts, concurrency, tofu)
+    try:
+        from roles.plans import apply  # every role: imported while the logins above are under way
+
+        if not dry_run:
+            apply.refuse_unapplied_cni(cluster, only)
+        run(apply.plan(cluster), cluster, dry_run, as_json, only=only, hosts=hosts, concurrency=concurrency,
+            tofu=tofu, state_dir=state_dir, pool=pool)  # fmt: skip
+    finally:
+        if pool is not None:
+            pool.close()  # closed by the run already, unless it stopped before running
+
+
+def _logins_ahead(cluster: Cluster, hosts: str | None, concurrency: int, tofu: bool) -> ConnectionPool | None:
+    """The run's connections, their logins started now (`concurrency` at a time): every Linux host the run is
+    limited to, whatever --only says — the plan's first phase, "Validate hosts", runs on all of them always. None
+    when --hosts names a host the inventory lacks (the run stops on that before connecting)."""
+    from inventory.model import OS
+    from roles.engine.transport import ConnectionPool
+
+    names = {n.strip() for n in hosts.split(",") if n.strip()} if hosts else None
+    if names is not None and names - {h.name for h in cluster.hosts}:
+        return None
+    pool = ConnectionPool(cluster, trust_on_first_use=tofu)
+    linux = [h for h in cluster.hosts if h.os is OS.LINUX and (names is None or h.name in names)]
+    pool.connect_ahead(linux, max(1, concurrency))
+    return pool
 
 
 class PlanFailed(typer.Exit):
@@ -79,9 +102,10 @@ def run(
     concurrency: int = 32,
     tofu: bool = False,
     state_dir: Path | None = None,
+    pool: ConnectionPool | None = None,
 ) -> None:
     """Every plan the CLI runs goes through here: the same runner, rich progress or `--json` events, exit 1 on a
-    failure."""
+    failure. `pool`: connections whose logins started ahead (the run closes it)."""
     from roles.engine.phase import role_names, unknown_names
     from roles.engine.runner import run_plan
 
@@ -94,7 +118,7 @@ def run(
     rc = run_context(
         cluster, dry_run, as_json, only=only, hosts=hosts, concurrency=concurrency, tofu=tofu, state_dir=state_dir
     )
-    report = run_plan(plan, rc)
+    report = run_plan(plan, rc, pool)
     if not report.ok:
         raise PlanFailed(report.stopped_after)
 

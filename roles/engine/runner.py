@@ -124,15 +124,12 @@ class _HostPlan:
 
 
 class Runner:
-    def __init__(self, plan: Plan | Sequence[AnyPhase], rc: RunContext) -> None:
+    def __init__(self, plan: Plan | Sequence[AnyPhase], rc: RunContext, pool: ConnectionPool | None = None) -> None:
         self.about = plan if isinstance(plan, Plan) else Plan("plan", list(plan))
         self.plan = [p for p in self.about.phases if self._selected(p, rc)]
         self.rc = rc
-        self.pool = ConnectionPool(
-            rc.cluster,
-            trust_on_first_use=rc.trust_on_first_use,
-            notice=lambda host, message: rc.events(ev.HostWarning("Connect", host, message)),
-        )
+        # `pool`: one whose logins may have started ahead (ConnectionPool.connect_ahead); the run closes it
+        self.pool = pool or ConnectionPool(rc.cluster, trust_on_first_use=rc.trust_on_first_use)
         self.facts = FactCache(rc, self.plan)
         self.pool.gathered = self.facts.lookup
         self.report = RunReport(dry_run=rc.dry_run)
@@ -192,6 +189,7 @@ class Runner:
         hosts = list(names.values())
         self._phase_started = time.monotonic()
         self.rc.events(ev.PhaseStarted("Connect", [h.name for h in hosts]))
+        self.pool.listen(lambda host, message: self.rc.events(ev.HostWarning("Connect", host, message)))
 
         def connect(host: Host) -> HostOutcome:
             try:
@@ -383,6 +381,7 @@ class Runner:
         return counts[2] == 0
 
 
-def run_plan(plan: Plan | Sequence[AnyPhase], rc: RunContext) -> RunReport:
-    """Run a plan (or a bare list of phases) with everything `rc` says: the one way keelson runs phases."""
-    return Runner(plan, rc).run()
+def run_plan(plan: Plan | Sequence[AnyPhase], rc: RunContext, pool: ConnectionPool | None = None) -> RunReport:
+    """Run a plan (or a bare list of phases) with everything `rc` says: the one way keelson runs phases. `pool`: the
+    connections to use (logins started ahead), else the run's own."""
+    return Runner(plan, rc, pool).run()

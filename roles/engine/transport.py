@@ -11,7 +11,9 @@ over the same SSH connection; a private or large script goes through stdin there
 from __future__ import annotations
 
 import base64
+import collections
 import contextlib
+import functools
 import io
 import logging
 import os
@@ -20,7 +22,7 @@ import shlex
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
@@ -407,14 +409,18 @@ def _record_policy(known: Path, host: str, notice: Notice | None) -> MissingHost
 
 
 class ConnectionPool:
-    """One persistent connection per host, opened on first use, thread-safe; `close()` closes them all."""
+    """One persistent connection per host, opened on first use (or ahead, `connect_ahead`), thread-safe; `close()`
+    closes them all."""
 
     def __init__(self, cluster: Cluster, *, trust_on_first_use: bool = False, notice: Notice | None = None) -> None:
         self.cluster = cluster
         self.trust_on_first_use = trust_on_first_use
         self.notice = notice  # told (host, message) when an unknown host key is trusted and recorded
+        self._heard: list[tuple[str, str]] = []  # notices while no one listens (`listen`)
+        self._notice_lock = threading.Lock()
         self._conns: dict[str, Transport] = {}
         self._locks: dict[str, threading.Lock] = {h.name: threading.Lock() for h in cluster.hosts}
+        self._ahead: dict[str, Future[Transport]] = {}  # logins started by connect_ahead, not yet asked for
         known = Path(cluster.ssh_for(cluster.hosts[0]).known_hosts)
         self._login_files = LoginFiles()  # known_hosts and keys read once for all the run's logins
         self._gateways = Gateways(known, lambda: self._gateway_policy(known), self._login_files)
@@ -426,8 +432,63 @@ class ConnectionPool:
         import paramiko
 
         if self.trust_on_first_use:
-            return _record_policy(known, "bastion", self.notice)
+            return _record_policy(known, "bastion", self._notify)
         return paramiko.RejectPolicy()
+
+    def _notify(self, host: str, message: str) -> None:
+        with self._notice_lock:
+            if self.notice is None:
+                self._heard.append((host, message))
+                return
+            notice = self.notice
+        notice(host, message)
+
+    def listen(self, notice: Notice) -> None:
+        """From now on tell `notice` (host, message) of every host key trusted on first use, and tell it now of the
+        ones trusted before (by logins started ahead, before the run's Connect phase began)."""
+        with self._notice_lock:
+            self.notice, heard, self._heard = notice, self._heard, []
+        for host, message in heard:
+            notice(host, message)
+
+    def connect_ahead(self, hosts: Sequence[Host], at_once: int) -> None:
+        """Start logging in to `hosts`, at most `at_once` at a time, in threads of their own, and return: a `get` of
+        one of them waits for its login and answers with its connection, or raises its error (the login is not tried
+        again for that `get`).
+
+        The CLI starts these before it imports the roles and builds the plan (keelson/engine_cmd.py), so that the
+        logins' round trips and the hosts' own work (sshd's key exchange, authentication) overlap keelson's CPU
+        instead of following it. paramiko, tenacity and the ssh config are loaded here first, in the caller's thread:
+        the login threads import nothing while the caller imports modules of its own. The threads are daemons: a
+        run that stops before it asks for a host does not wait at exit for a login still under way."""
+        import paramiko  # noqa: F401 - loaded in this thread (above)
+        import tenacity  # noqa: F401
+
+        todo: collections.deque[tuple[Host, Future[Transport]]] = collections.deque()
+        for host in hosts:
+            if host.name not in self._ahead:
+                self._ahead[host.name] = Future()
+                todo.append((host, self._ahead[host.name]))
+        if todo:
+            self.route(todo[0][0])  # the ssh config, read once
+        for index in range(min(at_once, len(todo))):
+            thread = threading.Thread(target=self._logins_ahead, args=(todo,), name=f"login-{index}")
+            thread.daemon = True
+            thread.start()
+
+    def _logins_ahead(self, todo: collections.deque[tuple[Host, Future[Transport]]]) -> None:
+        while True:
+            try:
+                host, pending = todo.popleft()
+            except IndexError:
+                return
+            try:
+                pending.set_result(self._open(host))
+            except BaseException as exc:  # the host's error, raised where its connection is asked for
+                pending.set_exception(exc)
+
+    def _drop_when_done(self, host: Host, _: Future[Transport]) -> None:
+        self.drop(host)
 
     def route(self, host: Host) -> Route:
         """How `host` is reached: the inventory, then the ssh config it names (read once per pool)."""
@@ -437,13 +498,19 @@ class ConnectionPool:
         return resolve(self.cluster, host, self._config[0])
 
     def get(self, host: Host) -> Transport:
+        ahead = self._ahead.pop(host.name, None)
+        if ahead is not None:
+            ahead.result()  # the login started ahead: its connection (below), or its error
+        return self._open(host)
+
+    def _open(self, host: Host) -> Transport:
         with self._locks[host.name]:
             if host.name not in self._conns:
                 ssh = SSHTransport(
                     host,
                     self.cluster,
                     trust_on_first_use=self.trust_on_first_use,
-                    notice=self.notice,
+                    notice=self._notify,
                     route=self.route(host),
                     gateways=self._gateways,
                     login_files=self._login_files,
@@ -503,6 +570,9 @@ class ConnectionPool:
         return {name: conn.commands_run for name, conn in self._conns.items()}
 
     def close(self) -> None:
+        for name, pending in list(self._ahead.items()):  # never asked for (the run stopped before its Connect phase)
+            pending.add_done_callback(functools.partial(self._drop_when_done, self.cluster.host(name)))
+        self._ahead.clear()
         for host in list(self._conns):
             self.drop(self.cluster.host(host))
         self._gateways.close()  # after the hosts whose connections go through them
