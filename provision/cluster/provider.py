@@ -15,7 +15,9 @@ it needs in a private folder and closes it.
 
 from __future__ import annotations
 
+import atexit
 import functools
+import gc
 import sys
 import threading
 from collections.abc import Mapping
@@ -47,8 +49,24 @@ INPUTS = ("group", "hosts", "inventory", "access", "state", "chain")
 def warm_up() -> None:
     """Start importing the roles in a background thread of the dynamic provider process, at its first call (the
     machines' or a cluster resource's check): a resource's first diff needs them (~0.2-0.4 s of imports), and until
-    it comes the process mostly waits on the engine and the program. The first diff then takes the imports done."""
+    it comes the process mostly waits on the engine and the program. The first diff then takes the imports done.
+    The process also exits without a last garbage collection (freeze_at_exit)."""
+    freeze_at_exit()
     threading.Thread(target=_import_roles, name="keelson-warm-up", daemon=True).start()
+
+
+@functools.cache
+def freeze_at_exit() -> None:
+    """At this process's exit, move every object to the garbage collector's permanent generation (gc.freeze): the
+    interpreter's shutdown then clears the modules without traversing them all again in its collections.
+
+    The engine waits for the program to end, then stops the dynamic provider and waits for it, at the end of every
+    `pulumi up`: with the SDK, pydantic and the roles imported, each shutdown took 0.2-0.45 s, mostly those
+    collections (~0.02 s with this). What the exit does is as before (atexit handlers, threads joined, the standard
+    streams flushed, the exit code) but for garbage in reference cycles, left unfinalized: nothing of keelson's holds
+    a file or connection past a call. Used by the program (stack/program.py) and by the dynamic provider's process
+    (warm_up, at its first call)."""
+    atexit.register(gc.freeze)
 
 
 def _import_roles() -> None:

@@ -22,6 +22,7 @@ from inventory.loader import load_inventory
 from inventory.model import Cluster
 from provision.artifacts.catalog import release
 from provision.cluster import ClusterArgs, KeelsonCluster
+from provision.cluster.provider import freeze_at_exit
 from provision.machines.base import HostEntry, MachineSource
 from provision.stack.settings import SettingsError, StackSettings, grafana_password, secret_env
 
@@ -165,6 +166,7 @@ def main() -> None:
     # `pulumi up` with the three default addons, after their last diff). Nothing here reads them: the engine sends
     # plain values instead (read by the SDK at each registration; this process is the program's own).
     os.environ.setdefault("PULUMI_DISABLE_RESOURCE_REFERENCES", "true")
+    freeze_at_exit()  # this process's exit: no last collection over every object the SDK and keelson made
     try:
         build()
     except KeelsonError as exc:

@@ -142,6 +142,31 @@ def test_the_program_leaves_the_roles_to_the_provider_process_which_imports_them
     assert run.stdout.split() == ["False", "True"]
 
 
+def test_the_program_and_the_provider_process_exit_without_a_last_collection() -> None:
+    """The program's main and the provider process's first call leave every object to gc.freeze at exit, so the
+    interpreter's shutdown does not traverse them all again (freeze_at_exit); a plain interpreter does not."""
+    import subprocess
+    import sys
+
+    code = """if True:
+        import atexit, gc, sys, threading
+        atexit.register(lambda: print(gc.get_freeze_count() > 0))  # registered first: runs last
+        import provision.stack.program as program, provision.machines.lab
+        print(gc.get_freeze_count() > 0)
+        if sys.argv[1] == "program":
+            program.build = lambda: None
+            program.main()
+        elif sys.argv[1] == "provider":
+            provision.machines.lab.LabProvider().check({}, {"lab": "t"})
+            for thread in threading.enumerate():
+                if thread.name == "keelson-warm-up":
+                    thread.join()
+    """
+    for who, frozen in (("program", "True"), ("provider", "True"), ("neither", "False")):
+        run = subprocess.run([sys.executable, "-c", code, who], capture_output=True, text=True, check=True, cwd=ROOT)
+        assert run.stdout.split() == ["False", frozen], who
+
+
 @pytest.mark.parametrize("bad", ["no-such-group"])
 def test_check_names_a_bad_group_and_an_invalid_inventory(bad: str) -> None:
     data = _inventory()
