@@ -7,7 +7,7 @@ component's shared modules to the versions the Kubernetes recipe builds with mak
 Kubernetes compiled (`go list -deps`, v1.37.2's set: 6,160 package compiles outside Kubernetes → 3,696).
 
 Only ever raised, never lowered (a component's own newer pin, or a dependency raised for a CVE, stays), and never the
-component's own repository's modules (etcd's etcdctl does not build against another etcd client release).
+modules of the component's own project (etcd's server does not build against another release's raft).
 """
 
 from __future__ import annotations
@@ -56,10 +56,29 @@ def build_list(run: GoRun, recipe_dir: Path) -> dict[str, str]:
     return modules
 
 
+# Hosts on which many unrelated projects publish modules: there a project is its repository (github.com/org/repo);
+# anywhere else the host is the project's own (go.etcd.io: etcd's server, client, raft … move together).
+SHARED_HOSTS = frozenset(
+    {
+        "github.com",
+        "gitlab.com",
+        "bitbucket.org",
+        "k8s.io",
+        "sigs.k8s.io",
+        "golang.org",
+        "google.golang.org",
+        "gopkg.in",
+    }
+)
+
+
 def repository_of(module: str) -> str:
-    """The repository a module path belongs to, as a prefix: github.com/org/repo/v2 → github.com/org/repo/,
-    go.etcd.io/etcd/server/v3 → go.etcd.io/etcd/ (every module of one upstream repository moves together)."""
+    """The project a module path belongs to, as a prefix: github.com/org/repo/v2 → github.com/org/repo/,
+    sigs.k8s.io/metrics-server → sigs.k8s.io/metrics-server/, go.etcd.io/etcd/server/v3 → go.etcd.io/ (every module
+    of one project moves together: another release's raft does not build into this release's etcd server)."""
     parts = module.split("/")
+    if parts[0] not in SHARED_HOSTS:
+        return parts[0] + "/"
     keep = 3 if parts[0] in ("github.com", "gitlab.com", "bitbucket.org") else 2
     return "/".join(parts[:keep]) + "/"
 

@@ -39,7 +39,7 @@ def test_a_non_version_is_refused() -> None:
 
 
 def test_repository_of_takes_the_upstream_repository() -> None:
-    assert repository_of("go.etcd.io/etcd/server/v3") == "go.etcd.io/etcd/"
+    assert repository_of("go.etcd.io/etcd/server/v3") == "go.etcd.io/"  # a project's own host: raft moves with it
     assert repository_of("github.com/traefik/traefik/v3") == "github.com/traefik/traefik/"
     assert repository_of("sigs.k8s.io/metrics-server") == "sigs.k8s.io/metrics-server/"
 
@@ -49,7 +49,8 @@ def test_raises_only_shared_older_modules_and_never_the_components_own() -> None
         "k8s.io/client-go": "v0.33.2",  # older than Kubernetes': raised
         "golang.org/x/net": "v0.62.0",  # newer than Kubernetes' (e.g. raised for a CVE): kept
         "google.golang.org/grpc": "v1.82.1",  # the same: nothing to do
-        "go.etcd.io/etcd/client/v3": "v3.6.16",  # the component's own repository: kept
+        "go.etcd.io/etcd/client/v3": "v3.6.16",  # the component's own project: kept
+        "go.etcd.io/raft/v3": "v3.6.0",  # the same project (its host), another repository: kept
         "github.com/only/mine": "v1.0.0",  # not in Kubernetes' build: kept
     }
     reference = {
@@ -57,6 +58,7 @@ def test_raises_only_shared_older_modules_and_never_the_components_own() -> None
         "golang.org/x/net": "v0.59.0",
         "google.golang.org/grpc": "v1.82.1",
         "go.etcd.io/etcd/client/v3": "v3.7.2",
+        "go.etcd.io/raft/v3": "v3.7.0",
         "github.com/only/kubernetes": "v2.0.0",
     }
     assert raises(mine, reference, "go.etcd.io/etcd/server/v3") == ["k8s.io/client-go@v0.37.2"]
