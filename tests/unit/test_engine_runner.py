@@ -6,6 +6,7 @@ Facts, plans, changes, handlers, serial gates, fail-fast and dry runs are the re
 from __future__ import annotations
 
 import subprocess
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -378,3 +379,22 @@ def test_hosts_with_nothing_to_do_are_planned_in_the_runners_thread(hosts: dict[
     assert threading.current_thread().name not in planned_in["a"]  # facts to gather: each host on a thread
     assert planned_in["b"] == {threading.current_thread().name}  # gathered: planned here, m2's change run on one
     assert all(t.commands_run == (6 if n == "m2" else 5) for n, t in hosts.items())  # fresh 4, again 1 (m2: 2)
+
+
+def test_the_runs_workers_are_all_started_before_any_phase() -> None:
+    """The run's thread pool starts all its threads when it is made (ThreadPoolExecutor alone starts them one per
+    task, each start waiting for the interpreter lock while the first hosts' batches hold it): a phase of as many
+    slow tasks as workers runs them all together, on threads that existed before it."""
+    workers = runner_module._all_started(6)
+    try:
+        before = {t.ident for t in threading.enumerate()}
+        list(workers.map(lambda _: None, range(6)))  # a phase of quick tasks (a Connect whose logins were ahead)
+        together = threading.Barrier(6)
+
+        def slow(_: int) -> int | None:
+            together.wait(timeout=10)  # a phase run in waves would break the barrier
+            return threading.get_ident()
+
+        assert set(workers.map(slow, range(6))) <= before
+    finally:
+        workers.shutdown()
