@@ -29,6 +29,7 @@ from provision.bench.cli import run_keelson
 from provision.cluster import groups
 from provision.cluster.workdir import write_state
 from provision.lab import Lab
+from provision.lab.inventory_out import LAB_KUBELET
 from provision.stack.local import LocalStack, passphrase
 from roles.plans import apply
 
@@ -99,9 +100,12 @@ def require_artifacts() -> None:
 
 
 def lab_inventory(out: Path) -> Path:
-    """The example lab inventory with the lab's artifact source (this machine's set: lab hosts reach no network)."""
+    """The example lab inventory with the lab's artifact source (this machine's set: lab hosts reach no network) and
+    the lab's kubelet thresholds (absolute, as `keelson lab up`'s inventory has them: a lab host's disk is this
+    machine's shared file system, whose free share under 10-15 % tainted every node with disk-pressure and left the
+    addons' pods unscheduled until the `up` failed)."""
     data = yaml.safe_load(EXAMPLE.read_text())
-    data["kubernetes"] = {**data.get("kubernetes", {}), "artifacts": {"source": "local"}}
+    data["kubernetes"] = {**data.get("kubernetes", {}), "artifacts": {"source": "local"}, "kubelet": LAB_KUBELET}
     out.write_text(yaml.safe_dump(data, sort_keys=False))
     return out
 
