@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -60,8 +61,12 @@ def _run(
 
         if not dry_run:
             apply.refuse_unapplied_cni(cluster, only)
-        run(apply.plan(cluster), cluster, dry_run, as_json, only=only, hosts=hosts, concurrency=concurrency,
-            tofu=tofu, state_dir=state_dir, pool=pool)  # fmt: skip
+        plan = apply.plan(cluster)
+        if not gc.isenabled():  # off for start-up (keelson/cli.py): what it made lives as long as the process
+            gc.freeze()
+            gc.enable()
+        run(plan, cluster, dry_run, as_json, only=only, hosts=hosts, concurrency=concurrency, tofu=tofu,
+            state_dir=state_dir, pool=pool)  # fmt: skip
     finally:
         if pool is not None:
             pool.close()  # closed by the run already, unless it stopped before running

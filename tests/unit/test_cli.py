@@ -55,3 +55,21 @@ def test_usage_errors_exit_2_without_a_traceback(args: tuple[str, ...], message:
     assert proc.returncode == 2
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_plan_and_apply_build_without_the_garbage_collector_then_run_with_it() -> None:
+    """keelson/cli.py turns the cyclic collector off for plan/apply's start-up; the run gets it back, with what
+    start-up made frozen (never walked again)."""
+    code = (
+        "import gc, sys\n"
+        "import keelson.engine_cmd as e\n"
+        "from keelson.cli import main\n"
+        "def run(*a, **k):\n"
+        "    print(gc.isenabled(), gc.get_freeze_count() > 0, k['pool'] is None)\n"
+        "e.run = run\n"
+        "sys.argv = ['keelson', 'plan', '-i', 'inventory/examples/lab.yaml', '--hosts', 'nosuch']  # no login\n"
+        "main()\n"
+    )
+    root = Path(__file__).parents[2]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "True", "True"]
