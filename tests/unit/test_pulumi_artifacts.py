@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from provision.artifacts.pulumi_tools import build as toolset_build
+from provision.artifacts.pulumi_tools import environ
 from provision.artifacts.pulumi_tools.catalog import (
     PROVIDER_MODULE,
     PROVIDER_SDK_MODULE,
@@ -20,7 +22,7 @@ from provision.artifacts.pulumi_tools.catalog import (
     PULUMI_ENGINE_ONLY,
     SDK_MODULE,
 )
-from provision.artifacts.pulumi_tools.environ import pulumi_env, shell_exports
+from provision.artifacts.pulumi_tools.environ import PYTHON_CMD, pulumi_env, shell_exports
 from provision.artifacts.pulumi_tools.pin import upstream_replaces
 from provision.artifacts.pulumi_tools.recipes import (
     PROVIDER_CMD,
@@ -135,9 +137,47 @@ def test_the_environment_puts_the_toolset_first_and_forbids_downloads(tmp_path: 
     assert "PULUMI_IGNORE_AMBIENT_PLUGINS" not in env
     assert env["PULUMI_SKIP_UPDATE_CHECK"] == "true"
     assert env["PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION"] == "true"
-    assert env["PULUMI_PYTHON_CMD"] == sys.executable
+    assert env["KEELSON_PYTHON"] == sys.executable
+    assert env["PULUMI_PYTHON_CMD"] == str(PYTHON_CMD)
     exports = shell_exports(env)
     assert f"export PATH={toolset.bin}" in exports and "unset PULUMI_IGNORE_AMBIENT_PLUGINS" in exports
+    assert f"export KEELSON_PYTHON={sys.executable}" in exports and f"export PULUMI_PYTHON_CMD={PYTHON_CMD}" in exports
+
+
+def _python_cmd(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KEELSON_PYTHON": sys.executable}
+    return subprocess.run([str(PYTHON_CMD), *args], input=stdin, env=env, capture_output=True, text=True, check=False)
+
+
+def test_the_language_hosts_python_answers_its_pip_list_as_pip_does() -> None:
+    """The language host's `python -m pip list -v --format json` through python_cmd.sh (installed.py, no pip):
+    the same JSON as pip's own in this environment, editable installs and installers included."""
+    if importlib.util.find_spec("pip") is None:
+        pytest.skip("no pip in this environment to compare with")
+    args = ("-m", "pip", "list", "-v", "--format", "json")
+    ours = _python_cmd(*args)
+    pips = subprocess.run([sys.executable, *args], capture_output=True, text=True, check=True)
+    assert ours.returncode == 0, ours.stderr
+    listed = json.loads(ours.stdout)
+    assert listed == json.loads(pips.stdout)
+    assert {"pulumi", "pulumi_kubernetes"} <= {p["name"] for p in listed}
+
+
+def test_the_language_hosts_python_runs_everything_else_as_the_interpreter() -> None:
+    code = "import sys; print(sys.argv[1:], sys.stdin.read(), sys.executable); raise SystemExit(3)"
+    run = _python_cmd("-c", code, "a b", "", "-m", stdin="in")
+    assert run.returncode == 3
+    assert run.stdout.strip() == f"['a b', '', '-m'] in {sys.executable}"
+    assert _python_cmd("--version").stdout.strip() == f"Python {sys.version.split()[0]}"
+
+
+def test_without_the_scripts_mode_the_language_host_gets_the_interpreter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain = tmp_path / "python_cmd.sh"
+    plain.write_text(PYTHON_CMD.read_text())  # 0644: what an install that dropped the mode leaves
+    monkeypatch.setattr(environ, "PYTHON_CMD", plain)
+    assert pulumi_env(_fake_toolset(tmp_path))["PULUMI_PYTHON_CMD"] == sys.executable
 
 
 def test_keelson_pulumi_without_the_toolset_says_how_to_build_it(tmp_path: Path) -> None:
