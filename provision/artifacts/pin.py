@@ -137,7 +137,7 @@ def pin_recipe(recipe: Recipe, release: Release) -> Path:
         run_go(["get", f"{module}@{recipe.version}"], cwd=work, env=_pin_env())
     if recipe.raise_deps:
         run_go(["get", *recipe.raise_deps], cwd=work, env=_pin_env())
-    if recipe.component != "kubernetes":
+    if recipe.align:
         align(_pin_run, work, kubernetes_build_list(), module)
     run_go(["mod", "tidy"], cwd=work, env=_pin_env())
     shutil.rmtree(target, ignore_errors=True)

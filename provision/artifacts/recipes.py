@@ -35,6 +35,9 @@ class Recipe:
     links: dict[str, str] = field(default_factory=dict)  # extra name -> binary it points at (multi-call)
     raise_deps: tuple[str, ...] = ()  # module@version required on top (dependencies with known CVEs, raised)
     cgo: bool = False  # linked statically against the machine's C library (flannel's udp backend is C)
+    # `keelson artifacts pin` raises the modules it shares with the default Kubernetes recipe to that recipe's versions
+    # (align.py); False keeps upstream's pins (Kubernetes itself; metrics-server, below)
+    align: bool = True
 
     @property
     def dir(self) -> Path:
@@ -110,6 +113,7 @@ def kubernetes(release: Release) -> Recipe:
         ),
         ldflags=stamp,
         links=dict.fromkeys(KUBE_COMPONENTS, "kube"),
+        align=False,  # the versions every companion aligns to: Kubernetes' own pins, never changed
     )
 
 
@@ -218,6 +222,10 @@ def metrics_server(release: Release) -> Recipe:
             {"gitVersion": release.metrics_server, "gitCommit": _ZERO_COMMIT, "buildDate": _EPOCH},
         ),
         raise_deps=RAISED,
+        # Not aligned: metrics-server is an aggregated API server built on k8s.io/apiserver, whose minor it is made
+        # for. Aligned to v1.37.2's k8s.io/* (v0.33 -> v0.37) it built, and crashed at start in the lab's cluster
+        # (CrashLoopBackOff, exit 2; 2026-12-03): kept at its own pins (+ RAISED).
+        align=False,
     )
 
 
