@@ -149,7 +149,8 @@ def artifacts(
     as_json: Annotated[bool, typer.Option("--json", help="print only the JSON object")] = False,
 ) -> None:
     """The artifact set: `build_warm_s` (and the CLI's), `set_mib`, `install_s` (the node role from `local` on 3 fresh
-    lab hosts) and its no-op; with --cold, `build_cold_s` with every cache empty; with --compare-binaries,
+    lab hosts) and its no-op; with --cold, `build_cold_s` and `build_cold_cpu_s` with every cache empty; with
+    --compare-binaries,
     `multicall_build_s`/`separate_build_s`, `…_cpu_s`, `…_mib` (one multi-call binary vs seven programs)."""
     _preflight()
     from provision.bench.artifacts_bench import bench_artifacts
@@ -159,7 +160,7 @@ def artifacts(
         typer.echo(
             f"set {result['set_mib']} MiB; warm build {result['build_warm_s']} s (CLI {result['build_warm_cli_s']} s); "
             f"install on 3 hosts {result['install_s']} s, again {result['install_noop_s']} s; "
-            f"cold build {result['build_cold_s']} s",
+            f"cold build {result['build_cold_s']} s ({result['build_cold_cpu_s']} CPU s)",
             err=True,
         )
         if compare_binaries:
