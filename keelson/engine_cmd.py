@@ -79,13 +79,18 @@ def _logins_ahead(cluster: Cluster, hosts: str | None, concurrency: int, tofu: b
     from inventory.model import OS
     from roles.engine.transport import ConnectionPool
 
-    names = {n.strip() for n in hosts.split(",") if n.strip()} if hosts else None
+    names = host_names(hosts)
     if names is not None and names - {h.name for h in cluster.hosts}:
         return None
     pool = ConnectionPool(cluster, trust_on_first_use=tofu)
     linux = [h for h in cluster.hosts if h.os is OS.LINUX and (names is None or h.name in names)]
     pool.connect_ahead(linux, max(1, concurrency))
     return pool
+
+
+def host_names(hosts: str | None) -> frozenset[str] | None:
+    """--hosts m1,w2 as names (None: every host)."""
+    return frozenset(n.strip() for n in hosts.split(",") if n.strip()) if hosts else None
 
 
 class PlanFailed(typer.Exit):
@@ -144,7 +149,7 @@ def run_context(
     from roles.engine.events import Event, JsonLines
     from roles.state import StateDir
 
-    names = frozenset(n.strip() for n in hosts.split(",") if n.strip()) if hosts else None
+    names = host_names(hosts)
     unknown = sorted((names or frozenset()) - {h.name for h in cluster.hosts})
     if unknown:
         raise BadOption(f"--hosts names unknown hosts: {', '.join(unknown)}", hint="see keelson inventory show")
