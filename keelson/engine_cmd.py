@@ -14,6 +14,7 @@ from inventory.errors import KeelsonError
 if TYPE_CHECKING:
     from inventory.model import Cluster
     from roles.engine.context import RunContext
+    from roles.engine.facts_ahead import FactsAhead
     from roles.engine.phase import Plan
     from roles.engine.transport import ConnectionPool
 
@@ -55,7 +56,8 @@ def _run(
     from inventory.loader import load_inventory
 
     cluster = load_inventory(inventory)
-    pool = _logins_ahead(cluster, hosts, concurrency, tofu)
+    ahead = _facts_ahead(inventory, only, hosts)
+    pool = _logins_ahead(cluster, hosts, concurrency, tofu, ahead)
     try:
         from roles.plans import apply  # every role: imported while the logins above are under way
 
@@ -70,12 +72,38 @@ def _run(
     finally:
         if pool is not None:
             pool.close()  # closed by the run already, unless it stopped before running
+        ahead.save()  # each host's first fact batch of this run, sent ahead by the next one
 
 
-def _logins_ahead(cluster: Cluster, hosts: str | None, concurrency: int, tofu: bool) -> ConnectionPool | None:
+def _facts_ahead(inventory: Path, only: list[str] | None, hosts: str | None) -> FactsAhead:
+    """The fact batches kept from the last run of this inventory with this selection and this keelson
+    (roles/engine/facts_ahead.py), in ~/.cache/keelson/facts-ahead: one file per inventory path, --only and --hosts.
+    Another inventory, selection or version has its own file; within one, a script that no longer matches the run's
+    own is never used."""
+    import hashlib
+    import json
+    import os
+
+    from keelson import __version__
+    from roles.engine.facts_ahead import FactsAhead
+
+    try:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        where = str(inventory.resolve())
+    except (RuntimeError, OSError):  # no home directory to be found
+        return FactsAhead(None)
+    names = host_names(hosts)
+    key = json.dumps([__version__, where, sorted(only or []), sorted(names) if names is not None else None])
+    return FactsAhead(base / "keelson" / "facts-ahead" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json")
+
+
+def _logins_ahead(
+    cluster: Cluster, hosts: str | None, concurrency: int, tofu: bool, ahead: FactsAhead | None = None
+) -> ConnectionPool | None:
     """The run's connections, their logins started now (`concurrency` at a time): every Linux host the run is
-    limited to, whatever --only says — the plan's first phase, "Validate hosts", runs on all of them always. None
-    when --hosts names a host the inventory lacks (the run stops on that before connecting)."""
+    limited to, whatever --only says — the plan's first phase, "Validate hosts", runs on all of them always; each
+    login then sends the host's fact batch kept in `ahead`. None when --hosts names a host the inventory lacks (the
+    run stops on that before connecting)."""
     from inventory.model import OS
     from roles.engine.transport import ConnectionPool
 
@@ -84,7 +112,7 @@ def _logins_ahead(cluster: Cluster, hosts: str | None, concurrency: int, tofu: b
         return None
     pool = ConnectionPool(cluster, trust_on_first_use=tofu)
     linux = [h for h in cluster.hosts if h.os is OS.LINUX and (names is None or h.name in names)]
-    pool.connect_ahead(linux, max(1, concurrency))
+    pool.connect_ahead(linux, max(1, concurrency), ahead)
     return pool
 
 

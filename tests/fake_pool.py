@@ -17,6 +17,7 @@ class FakePool:
     def __init__(self, cluster: Cluster, **_: Any) -> None:
         self.cluster = cluster
         self.gathered: Any = None  # the runner sets it, as on the real pool
+        self.facts_ahead: Any = None  # fact batches sent ahead (a test sets them)
 
     read_fact = ConnectionPool.read_fact  # the real logic: from the run's fact batch, else the fact's command
     read_facts = ConnectionPool.read_facts

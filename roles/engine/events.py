@@ -99,6 +99,7 @@ class RunFinished(Event):
     hosts: dict[str, dict[str, Any]] = field(default_factory=dict)
     ssh_commands: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    facts_ahead: list[str] = field(default_factory=list)  # hosts whose fact batch was sent before the plan
 
 
 class JsonLines:

@@ -56,6 +56,7 @@ class RunReport:
     seconds: float = 0.0
     stopped_after: str | None = None
     phase_seconds: dict[str, float] = field(default_factory=dict)  # where the run's time went
+    facts_ahead: list[str] = field(default_factory=list)  # hosts whose first fact batch was the one sent ahead
 
     @property
     def ok(self) -> bool:
@@ -132,7 +133,7 @@ class Runner:
         self.rc = rc
         # `pool`: one whose logins may have started ahead (ConnectionPool.connect_ahead); the run closes it
         self.pool = pool or ConnectionPool(rc.cluster, trust_on_first_use=rc.trust_on_first_use)
-        self.facts = FactCache(rc, self.plan)
+        self.facts = FactCache(rc, self.plan, self.pool.facts_ahead)
         self.pool.gathered = self.facts.lookup
         self.report = RunReport(dry_run=rc.dry_run)
         self._phase_started = time.monotonic()
@@ -164,6 +165,7 @@ class Runner:
             if self._workers is not None:
                 self._workers.shutdown()
             self.report.ssh_commands = self.pool.commands_run()
+            self.report.facts_ahead = sorted(self.facts.ahead.used) if self.facts.ahead is not None else []
             self.pool.close()
             self.report.seconds = time.monotonic() - started
             self.rc.events(
@@ -176,6 +178,7 @@ class Runner:
                         for h, s in self.report.hosts.items()
                     },
                     ssh_commands=self.report.ssh_commands,
+                    facts_ahead=self.report.facts_ahead,
                 )
             )
         return self.report
@@ -218,6 +221,7 @@ class Runner:
     def _phase(self, index: int, phase: AnyPhase) -> bool:
         hosts = self._hosts(phase)
         self._phase_started = time.monotonic()
+        self.facts.phase_starts(serial=isinstance(phase, Phase) and phase.serial)
         self.rc.events(ev.PhaseStarted(phase.title, [h.name for h in hosts]))
         if not hosts:
             self.rc.events(ev.PhaseFinished(phase.title, 0, 0, 0, skipped=True))

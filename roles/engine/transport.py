@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     import paramiko
     from paramiko import MissingHostKeyPolicy, SSHConfig
 
+    from roles.engine.facts_ahead import FactsAhead
+
 log = logging.getLogger(__name__)
 MAX_ARG_SCRIPT = 96 * 1024  # larger scripts go as a file (Linux caps one argument at 128 KiB)
 Notice = Callable[[str, str], None]
@@ -427,6 +429,7 @@ class ConnectionPool:
         self._config_lock = threading.Lock()
         self._config: tuple[SSHConfig | None] | None = None  # read once, on the first connection
         self.gathered: Callable[[str, str], tuple[bool, Any]] | None = None  # the run's fact batch (see read_fact)
+        self.facts_ahead: FactsAhead | None = None  # fact batches sent after the logins ahead (connect_ahead)
 
     def _gateway_policy(self, known: Path) -> MissingHostKeyPolicy:
         import paramiko
@@ -451,10 +454,11 @@ class ConnectionPool:
         for host, message in heard:
             notice(host, message)
 
-    def connect_ahead(self, hosts: Sequence[Host], at_once: int) -> None:
+    def connect_ahead(self, hosts: Sequence[Host], at_once: int, facts: FactsAhead | None = None) -> None:
         """Start logging in to `hosts`, at most `at_once` at a time, in threads of their own, and return: a `get` of
         one of them waits for its login and answers with its connection, or raises its error (the login is not tried
-        again for that `get`).
+        again for that `get`). `facts`: the fact batches kept from the last run, each sent by the login's thread as
+        soon as its login is done (roles/engine/facts_ahead.py; the run uses one only if it is its own first batch).
 
         The CLI starts these before it imports the roles and builds the plan (keelson/engine_cmd.py), so that the
         logins' round trips and the hosts' own work (sshd's key exchange, authentication) overlap keelson's CPU
@@ -464,6 +468,7 @@ class ConnectionPool:
         import paramiko  # noqa: F401 - loaded in this thread (above)
         import tenacity  # noqa: F401
 
+        self.facts_ahead = facts
         todo: collections.deque[tuple[Host, Future[Transport]]] = collections.deque()
         for host in hosts:
             if host.name not in self._ahead:
@@ -483,9 +488,15 @@ class ConnectionPool:
             except IndexError:
                 return
             try:
-                pending.set_result(self._open(host))
+                transport = self._open(host)
             except BaseException as exc:  # the host's error, raised where its connection is asked for
                 pending.set_exception(exc)
+                continue
+            # registered before the connection is handed over: the run's first batch on the host finds it
+            sent = self.facts_ahead.prepare(host.name) if self.facts_ahead and host.os is OS.LINUX else None
+            pending.set_result(transport)
+            if sent is not None:
+                sent.run(transport)
 
     def _drop_when_done(self, host: Host, _: Future[Transport]) -> None:
         self.drop(host)

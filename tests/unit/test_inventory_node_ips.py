@@ -191,6 +191,7 @@ class FakePool:
 
     def __init__(self, cluster: Cluster, **_: Any) -> None:
         self.cluster = cluster
+        self.facts_ahead = None  # as the real pool's without logins ahead
 
     def get(self, host: Host) -> Transport:
         return self.hosts[host.name]
