@@ -204,6 +204,7 @@ def _bench_apply(name: str, work: Path) -> dict[str, Any]:
         "engine_fresh_s": round(engine_fresh5, 3),
         "engine_noop_s": round(engine_noop5, 3),
         "noop_ssh_commands_per_host": max(report["ssh_commands"].values()),
+        "noop_facts_ahead_hosts": len(report.get("facts_ahead", [])),  # batches sent before the plan, and used
         "cpu_per_host_ms": {"fresh": per_host_ms(fresh.cpu_s, 5), "noop": per_host_ms(noop_cpu5, 5)},
         "scale_ratio": round(fresh20 / fresh2, 2),
         "noop_runs_s": [round(r.wall_s, 3) for r in noops],

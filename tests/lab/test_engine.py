@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -214,8 +215,10 @@ def test_powershell_transport_against_a_lab_shim(elab: Lab) -> None:
         pool.close()
 
 
-def _cli(*args: str, state: Path) -> subprocess.CompletedProcess[str]:
+def _cli(*args: str, state: Path, cache: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KEELSON_STATE_DIR": str(state)}
+    if cache is not None:  # keelson's user cache (the fact batches kept for the next run among it)
+        env["XDG_CACHE_HOME"] = str(cache)
     return subprocess.run(
         [sys.executable, "-m", "keelson", *args], capture_output=True, text=True, env=env, timeout=300, check=False
     )
@@ -248,6 +251,51 @@ def test_cli_json_stream_and_exit_codes(elab: Lab, tmp_path: Path) -> None:
     human = _cli("apply", "-i", str(tmp_path / "inv.yaml"), state=tmp_path)
     assert human.returncode != 0 and "w2: Connect: w2: host key CHANGED" in human.stdout
     assert "Traceback" not in human.stdout + human.stderr
+
+
+def test_cli_no_op_runs_the_fact_batch_sent_ahead_and_never_a_foreign_one(elab: Lab, tmp_path: Path) -> None:
+    """The CLI sends each host's last first batch as soon as its login is done (roles/engine/facts_ahead.py): a no-op
+    is that one command per host; a host changed behind keelson's back is seen (the batch reads the host now); a kept
+    script that is not the run's own is sent but never read (its answer claims the drifted file is in place)."""
+    inventory = str(elab.inventory_path)
+    cache = tmp_path / "cache"
+
+    def apply() -> dict[str, Any]:
+        done = _cli("apply", "-i", inventory, "--only", "prepare", "--only", "container", "--json", state=tmp_path,
+                    cache=cache)  # fmt: skip
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        finished: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+        return finished
+
+    names = sorted(h.name for h in load_inventory(elab.inventory_path).hosts)
+    apply()  # converged (or converges now), its first batches kept
+    kept = list((cache / "keelson" / "facts-ahead").glob("*.json"))
+    assert len(kept) == 1 and oct(kept[0].stat().st_mode & 0o777) == "0o600"
+    again = apply()
+    assert again["facts_ahead"] == names and again["ssh_commands"] == dict.fromkeys(names, 1)
+    assert all(h["changed"] == 0 for h in again["hosts"].values())
+
+    sysctl = "/etc/sysctl.d/99-keelson-kubernetes.conf"
+    elab.run("w1", f"rm -f {sysctl}")
+    drifted = apply()
+    assert drifted["facts_ahead"] == names and [h for h, s in drifted["hosts"].items() if s["changed"]] == ["w1"]
+    assert elab.run("w1", f"test -f {sysctl} && echo present").stdout.strip() == "present"
+
+    # kept scripts that read a copy of the file instead: on w2 they would answer "in place" once it is gone
+    copy = "/root/keelson-sysctl-copy.conf"
+    doc = json.loads(kept[0].read_text())
+    doc["hosts"] = {h: s.replace(sysctl, copy) for h, s in doc["hosts"].items()}
+    assert doc != json.loads(kept[0].read_text())
+    kept[0].write_text(json.dumps(doc))
+    elab.run("w2", f"cp -p {sysctl} {copy} && rm -f {sysctl}")
+    try:
+        foreign = apply()
+    finally:
+        elab.run("w2", f"rm -f {copy}")
+    assert foreign["facts_ahead"] == [] and foreign["ssh_commands"]["m1"] == 2
+    assert [h for h, s in foreign["hosts"].items() if s["changed"]] == ["w2"]
+    assert elab.run("w2", f"test -f {sysctl} && echo present").stdout.strip() == "present"
+    assert apply()["facts_ahead"] == names  # the run's own scripts kept again
 
 
 def test_a_large_file_travels_by_sftp_and_converges(elab: Lab, tmp_path: Path) -> None:
