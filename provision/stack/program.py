@@ -24,6 +24,7 @@ from provision.artifacts.catalog import release
 from provision.cluster import ClusterArgs, KeelsonCluster
 from provision.cluster.provider import freeze_at_exit
 from provision.machines.base import HostEntry, MachineSource
+from provision.stack.engine_log import send_from_thread
 from provision.stack.settings import SettingsError, StackSettings, grafana_password, secret_env
 
 # Placeholders in the inventory the program passes on: each run puts its private copy of the key and known_hosts
@@ -167,6 +168,7 @@ def main() -> None:
     # plain values instead (read by the SDK at each registration; this process is the program's own).
     os.environ.setdefault("PULUMI_DISABLE_RESOURCE_REFERENCES", "true")
     freeze_at_exit()  # this process's exit: no last collection over every object the SDK and keelson made
+    send_from_thread()  # the SDK's log messages (several per resource) no longer hold the event loop each
     try:
         build()
     except KeelsonError as exc:
