@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import functools
 import gc
+import json
 import sys
 import threading
 from collections.abc import Mapping
@@ -71,6 +72,19 @@ def freeze_at_exit() -> None:
 
 def _import_roles() -> None:
     import provision.cluster.fingerprint  # noqa: F401 (the apply plan and every role: what a diff renders)
+
+
+@functools.lru_cache(maxsize=4)
+def validated(inventory_json: str) -> tuple[str | None, frozenset[str]]:
+    """The check's verdict on an inventory (its JSON, keys sorted): the loader's error, or its hosts' names. Every
+    resource of the cluster checks the same inventory, one after another in the engine (a parse and its rules: 2-5 ms
+    each, 19 checks in a no-op `pulumi up` of the lab stack): the first check parses it, the others reuse the
+    verdict; a changed inventory is another key, parsed again."""
+    try:
+        cluster = cluster_from(json.loads(inventory_json))
+    except KeelsonError as exc:
+        return str(exc), frozenset()
+    return None, frozenset(h.name for h in cluster.hosts)
 
 
 class PhaseGroupFailed(Exception):
@@ -149,12 +163,11 @@ class PhaseGroupProvider(ResourceProvider):
         warm_up()
         failures: list[CheckFailure] = []
         if not has_unknown(news.get("inventory")):
-            try:
-                cluster = cluster_from(news["inventory"])
-            except KeelsonError as exc:
-                failures.append(CheckFailure("inventory", str(exc)))
+            error, names = validated(json.dumps(news["inventory"], sort_keys=True))
+            if error is not None:
+                failures.append(CheckFailure("inventory", error))
             else:
-                unknown = sorted(set(news.get("hosts") or []) - {h.name for h in cluster.hosts})
+                unknown = sorted(set(news.get("hosts") or []) - names)
                 if unknown:
                     failures.append(CheckFailure("hosts", f"not in the inventory: {', '.join(unknown)}"))
         try:

@@ -190,3 +190,60 @@ def test_diff_with_unknown_inputs_is_a_change_and_same_inputs_are_none(tmp_path:
     data2["hosts"][3]["labels"] = {"tier": "web"}
     assert PhaseGroupProvider().diff("id", olds, {**news, "inventory": data2}).changes is True
     assert PhaseGroupProvider().diff("id", olds, {**news, "state": UNKNOWN}).changes is True
+
+
+def test_private_folders_are_in_memory_when_the_machine_has_a_place_for_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key, known_hosts and state of each call go to $XDG_RUNTIME_DIR, else /dev/shm, else the temporary folder;
+    the folder is private and gone after the call."""
+    import tempfile
+
+    from provision.cluster import workdir
+
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    with workdir.private_dir() as work:
+        assert work.parent == runtime
+        assert work.stat().st_mode & 0o777 == 0o700
+    assert list(runtime.iterdir()) == []
+    shm = tmp_path / "shm"
+    shm.mkdir()
+    monkeypatch.setattr(workdir, "MEMORY_DIRS", (str(tmp_path / "none"), str(shm)))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "gone"))
+    with workdir.private_dir() as work:
+        assert work.parent == shm
+    monkeypatch.setattr(workdir, "MEMORY_DIRS", ())
+    monkeypatch.delenv("XDG_RUNTIME_DIR")
+    with workdir.private_dir() as work:
+        assert work.parent == Path(tempfile.gettempdir())
+
+
+def test_the_check_parses_an_inventory_once_and_a_changed_one_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every cluster resource checks the same inventory: one parse for all of them; a change is a new parse, with
+    its own verdict (an error names the field, a host the inventory lacks is named)."""
+    from provision.cluster import provider
+
+    parsed: list[int] = []
+    from provision.cluster.workdir import cluster_from as real
+
+    def counting(inventory: Any, *args: Any) -> Any:
+        parsed.append(len(inventory["hosts"]))
+        return real(inventory, *args)
+
+    monkeypatch.setattr(provider, "cluster_from", counting)
+    provider.validated.cache_clear()
+    data = _inventory()
+    for host in ("m1", "m2", "w1"):
+        assert PhaseGroupProvider().check({}, {"group": "host", "hosts": [host], "inventory": data}).failures == []
+    assert len(parsed) == 1
+    result = PhaseGroupProvider().check({}, {"group": "host", "hosts": ["zz"], "inventory": data})
+    assert [(f.property, f.reason) for f in result.failures] == [("hosts", "not in the inventory: zz")]
+    assert len(parsed) == 1
+    changed = _inventory()
+    changed["hosts"][1]["address"] = changed["hosts"][0]["address"]
+    result = PhaseGroupProvider().check({}, {"group": "host", "hosts": ["m1"], "inventory": changed})
+    assert "duplicate address" in {f.property: f.reason for f in result.failures}["inventory"]
+    assert len(parsed) == 2
+    provider.validated.cache_clear()
