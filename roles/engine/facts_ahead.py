@@ -50,14 +50,16 @@ class Sent:
     def run(self, transport: Transport) -> None:
         """Run the script on the host (the caller's thread: the login's). A failure is no answer: the run's own
         batch then runs, and meets the error the way it always has."""
+        result: CommandResult | None = None
         try:
-            result: CommandResult | None = transport.run(self.script, timeout=120)
+            result = transport.run(self.script, timeout=120)
         except Exception:  # a lost connection, a timeout: the run's own batch will say so
             result = None
-        self._result.set_result(result)
+        finally:  # whatever happened, the run's first batch on the host is not left waiting
+            self._result.set_result(result)
 
-    def result(self) -> CommandResult | None:
-        return self._result.result()
+    def result(self, timeout: float | None = None) -> CommandResult | None:
+        return self._result.result(timeout)
 
 
 class FactsAhead:

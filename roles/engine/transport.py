@@ -494,9 +494,11 @@ class ConnectionPool:
                 continue
             # registered before the connection is handed over: the run's first batch on the host finds it
             sent = self.facts_ahead.prepare(host.name) if self.facts_ahead and host.os is OS.LINUX else None
-            pending.set_result(transport)
-            if sent is not None:
-                sent.run(transport)
+            try:
+                pending.set_result(transport)
+            finally:
+                if sent is not None:  # run whatever happens: the run's first batch on the host waits for it
+                    sent.run(transport)
 
     def _drop_when_done(self, host: Host, _: Future[Transport]) -> None:
         self.drop(host)

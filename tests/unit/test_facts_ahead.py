@@ -155,6 +155,25 @@ def test_a_batch_sent_ahead_that_failed_is_replaced_by_the_runs_own(
     assert all(t.commands_run == (4 if name == "m2" else 2) for name, t in failing.items())
 
 
+def test_a_batch_sent_ahead_always_answers_even_when_its_thread_is_stopped(tmp_path: Path) -> None:
+    """The run's first batch on a host waits for what was sent there: an exception that is not a transport's error
+    (the thread stopped) still leaves an answer, None, so the run sends its own instead of waiting forever."""
+
+    class Stopped:
+        host, commands_run = "m1", 0
+
+        def run(self, script: str, **_: Any) -> CommandResult:
+            raise SystemExit(1)
+
+    kept = tmp_path / "kept.json"
+    kept.write_text(json.dumps({"format": 1, "hosts": {"m1": f"batch {NONCE_SLOT}"}}))
+    sent = FactsAhead(kept).prepare("m1")
+    assert sent is not None
+    with pytest.raises(SystemExit):
+        sent.run(Stopped())  # type: ignore[arg-type]  # a stand-in with the one method used
+    assert sent.result(timeout=1) is None
+
+
 def test_what_was_sent_ahead_is_not_read_once_the_run_has_changed_a_host(
     hosts: dict[str, LocalTransport], tmp_path: Path
 ) -> None:
