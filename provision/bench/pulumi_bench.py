@@ -12,6 +12,7 @@ backend, passphrase secrets), against the `keelson` CLI on the same cluster.
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -120,13 +121,26 @@ def bench_pulumi(name: str = "bench-pulumi") -> dict[str, Any]:
         inventory = lab_inventory(Path(tmp) / "inventory.yaml")
         stack.init({"keelson:inventory": str(inventory), "keelson:machines": "lab", "keelson:lab.name": name})
         try:
-            return _measure(stack, name, Path(tmp))
-        finally:
-            try:
-                stack.destroy()
-            finally:
-                if name in Lab.names():
-                    Lab.load(name).down()
+            result = _measure(stack, name, Path(tmp))
+        except BaseException:
+            _clean_up(stack, name, failing=True)
+            raise
+        _clean_up(stack, name, failing=False)
+        return result
+
+
+def _clean_up(stack: LocalStack, name: str, failing: bool) -> None:
+    """Destroy the stack and take the lab down. When the measurement failed, its error is the one to see: a
+    destroy that fails then (a half-made cluster: the workers' removal finds no master) is told on stderr only."""
+    try:
+        stack.destroy()
+    except Exception as exc:
+        if not failing:
+            raise
+        print(f"bench pulumi: cleaning up after the failure: {str(exc).splitlines()[0]}", file=sys.stderr)
+    finally:
+        if name in Lab.names():
+            Lab.load(name).down()
 
 
 def _summary(out: str) -> str:
