@@ -2,6 +2,7 @@
 
 import dataclasses
 import inspect
+import typing
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,36 @@ def test_uninstall_restores_the_builtin(tmp_path: Path) -> None:
     assert dataclasses.exec == cache.exec  # type: ignore[attr-defined]
     codecache.uninstall(cache)
     assert not hasattr(dataclasses, "exec")
+
+
+def test_string_annotations_compile_once_and_mean_what_they_say(tmp_path: Path) -> None:
+    """typing.ForwardRef compiles each string annotation: through the cache, once per text across processes, to the
+    same code; every other compile is the builtin's."""
+    path = tmp_path / "dc.marshal"
+    text = "dict[str, tuple[int, ...]] | None"
+
+    class Holder:
+        value: "dict[str, tuple[int, ...]] | None"
+
+    expected = typing.get_type_hints(Holder)["value"]
+    first = codecache.install(path)
+    try:
+        ref = typing.ForwardRef(text)
+        assert first.compiled == 1 and ref.__forward_code__ is first.codes[codecache.EVAL + text]
+        assert typing.get_type_hints(Holder)["value"] == expected
+        exec_code = first.compile("x = 1", "<string>", "exec")  # not an annotation: the builtin's, not kept
+        assert exec_code.co_filename == "<string>" and len(first.codes) == 1 + sum(
+            not k.startswith(codecache.EVAL) for k in first.codes
+        )
+        with pytest.raises(SyntaxError):
+            typing.ForwardRef("not an ( expression")
+    finally:
+        codecache.uninstall(first)
+    assert "compile" not in vars(typing)  # the builtin again
+    first.save()
+    second = codecache.install(path)
+    try:
+        again = typing.ForwardRef(text)
+        assert second.compiled == 0 and again.__forward_code__ == compile(text, "<string>", "eval")
+    finally:
+        codecache.uninstall(second)
