@@ -31,7 +31,14 @@ PROJECT = """name: keelson
 description: keelson's Pulumi program (provision/stack/program.py), run from a local folder
 runtime: python
 """
-MAIN = "from provision.stack.program import main\n\nmain()\n"
+MAIN = """from keelson.codecache import install
+
+install()  # the code of the dataclasses imported next, compiled once and kept (keelson/codecache.py)
+
+from provision.stack.program import main
+
+main()
+"""
 
 
 @dataclass

@@ -247,3 +247,29 @@ def test_the_check_parses_an_inventory_once_and_a_changed_one_again(monkeypatch:
     assert "duplicate address" in {f.property: f.reason for f in result.failures}["inventory"]
     assert len(parsed) == 2
     provider.validated.cache_clear()
+
+
+def test_the_provider_process_takes_the_roles_dataclasses_code_from_keelsons_cache(tmp_path: Path) -> None:
+    """The provider process's first call installs keelson's dataclass code cache before the roles are imported in
+    the background (warm_up); a process that made no call has none."""
+    import os
+    import subprocess
+    import sys
+
+    code = """if True:
+        import dataclasses, sys, threading
+        import provision.machines.lab
+        if sys.argv[1] == "call":
+            provision.machines.lab.LabProvider().check({}, {"lab": "t"})
+            for thread in threading.enumerate():
+                if thread.name == "keelson-warm-up":
+                    thread.join()
+        cache = getattr(getattr(dataclasses, "exec", None), "__self__", None)
+        print(type(cache).__name__, "roles.plans.apply" in sys.modules)
+    """
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    for how, expected in (("call", ["DataclassCode", "True"]), ("none", ["NoneType", "False"])):
+        run = subprocess.run(
+            [sys.executable, "-c", code, how], capture_output=True, text=True, check=True, cwd=ROOT, env=env
+        )
+        assert run.stdout.split() == expected, how

@@ -266,3 +266,34 @@ def test_the_program_asks_for_no_resource_references(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(program, "build", lambda: None)
     program.main()
     assert os.environ["PULUMI_DISABLE_RESOURCE_REFERENCES"] == "true"  # monkeypatch takes it away afterwards
+
+
+@pytest.mark.parametrize("entry", ["provision/__main__.py", "LocalStack.MAIN"])
+def test_the_program_takes_its_dataclasses_code_from_keelsons_cache(entry: str, tmp_path: Path) -> None:
+    """Both ways the program is started (Pulumi.yaml's `main: provision/`, the local stacks' __main__.py) install
+    keelson's dataclass code cache before the program's modules are imported, and keep what they compiled."""
+    import subprocess
+    import sys
+
+    code = """if True:
+        import dataclasses, runpy, sys, types
+        from provision.stack.local import MAIN
+        seen = []
+        program = types.ModuleType("provision.stack.program")  # a stand-in: its import records what was installed
+        program.main = lambda: seen.append(getattr(dataclasses, "exec", None))
+        sys.modules["provision.stack.program"] = program
+        if sys.argv[1] == "LocalStack.MAIN":
+            exec(MAIN, {"__name__": "__main__"})
+        else:
+            runpy.run_path(sys.argv[1], run_name="__main__")
+        print(type(getattr(seen[0], "__self__", None)).__name__)
+        @dataclasses.dataclass
+        class Made:
+            x: int
+    """
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    run = subprocess.run(
+        [sys.executable, "-c", code, entry], capture_output=True, text=True, check=True, cwd=ROOT, env=env
+    )
+    assert run.stdout.split() == ["DataclassCode"]
+    assert list((tmp_path / "keelson").glob("dataclasses-*.marshal"))  # saved at exit
