@@ -8,8 +8,9 @@ dataclasses compiles it (no `__future__` flags), so a hit runs exactly the code 
 file is per Python build (a code object is only valid for the interpreter that made it). Best effort, as the
 template cache is: a cache that cannot be read or written is left alone and the source compiled.
 
-Installed by the CLI's entry point only (`keelson.cli.main`): `dataclasses` finds `exec` among its module globals
-before the builtin, and the cache's `exec` is put there.
+Installed by the CLI's entry point (`keelson.cli.main`), the Pulumi program's (`provision/__main__.py`, the local
+stacks' `__main__.py`) and the dynamic provider process at its first call (`provision/cluster/provider.py` warm_up):
+`dataclasses` finds `exec` among its module globals before the builtin, and the cache's `exec` is put there.
 
 String annotations are the same kind of work: `typing.ForwardRef` compiles each one it is made from (mode "eval"),
 and a `keelson plan` makes ~930 of them (most for pydantic_core's schema TypedDicts, the rest typer's and pydantic's
