@@ -34,6 +34,8 @@ from pathlib import Path
 from types import CodeType
 from typing import Any
 
+from roles.engine.cachedir import user_cache_dir
+
 MAX_ENTRIES = 4096  # past this, a save keeps only what the run used (a cache that only grows is not kept)
 EVAL = "\0eval\0"  # the key prefix of a string annotation's code (no dataclass source starts with NUL)
 
@@ -118,12 +120,11 @@ def _load(path: Path | None) -> dict[str, CodeType]:
 
 def default_path() -> Path | None:
     """~/.cache/keelson/dataclasses-<this Python build>.marshal (XDG_CACHE_HOME honoured); None without a home."""
-    try:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    except RuntimeError:  # no home directory to be found
+    base = user_cache_dir()
+    if base is None:
         return None
     build = f"{sys.implementation.cache_tag}-{sys.hexversion:x}"
-    return base / "keelson" / f"dataclasses-{build}.marshal"
+    return base / f"dataclasses-{build}.marshal"
 
 
 def install(path: Path | None = None) -> DataclassCode:

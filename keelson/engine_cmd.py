@@ -82,19 +82,21 @@ def _facts_ahead(inventory: Path, only: list[str] | None, hosts: str | None) -> 
     own is never used."""
     import hashlib
     import json
-    import os
 
     from keelson import __version__
+    from roles.engine.cachedir import user_cache_dir
     from roles.engine.facts_ahead import FactsAhead
 
+    base = user_cache_dir()
     try:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
         where = str(inventory.resolve())
-    except (RuntimeError, OSError):  # no home directory to be found
+    except (RuntimeError, OSError):  # a path that cannot be resolved (a symlink loop)
+        return FactsAhead(None)
+    if base is None:  # no home directory to be found
         return FactsAhead(None)
     names = host_names(hosts)
     key = json.dumps([__version__, where, sorted(only or []), sorted(names) if names is not None else None])
-    return FactsAhead(base / "keelson" / "facts-ahead" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json")
+    return FactsAhead(base / "facts-ahead" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json")
 
 
 def _logins_ahead(

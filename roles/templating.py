@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import jinja2
 from jinja2.bccache import Bucket
+
+from roles.engine.cachedir import user_cache_dir
 
 SETTINGS: dict[str, Any] = {
     "undefined": jinja2.StrictUndefined,
@@ -41,13 +42,12 @@ class CompiledTemplates(jinja2.FileSystemBytecodeCache):
 
 @cache
 def _bytecode_cache() -> CompiledTemplates | None:
-    try:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    except RuntimeError:  # no home directory to be found
+    base = user_cache_dir()
+    if base is None:
         return None
     settings = repr(sorted((k, getattr(v, "__name__", v)) for k, v in SETTINGS.items()))
     key = hashlib.sha256(f"{jinja2.__version__} {settings}".encode()).hexdigest()[:16]
-    folder = base / "keelson" / f"templates-{key}"
+    folder = base / f"templates-{key}"
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError:
