@@ -100,19 +100,19 @@ class FactCache:
         if host.os is OS.WINDOWS:
             script, nonce = powershell.batch_script(facts)
             return transport.run(script, timeout=120), nonce
-        sent = self.ahead.take(host.name) if self.ahead is not None and first else None
-        if sent is not None:
+        ahead = self.ahead if first else None  # only a host's first batch was sent ahead, and is kept for the next run
+        sent = ahead.take(host.name) if ahead is not None else None
+        if ahead is not None and sent is not None:
             script, nonce = batch_script(facts, sent.nonce)
             result = sent.result()  # also when it is not used: one command at a time on the host
             same = script == sent.script and not self._changed_before_batch()
             if same and result is not None and not _missing(facts, result, nonce):
-                assert self.ahead is not None
-                self.ahead.remember(host.name, script, nonce)
-                self.ahead.used.add(host.name)
+                ahead.remember(host.name, script, nonce)
+                ahead.used.add(host.name)
                 return result, nonce
         script, nonce = batch_script(facts)
-        if first and self.ahead is not None:
-            self.ahead.remember(host.name, script, nonce)
+        if ahead is not None:
+            ahead.remember(host.name, script, nonce)
         return transport.run(script, timeout=120), nonce
 
     def cached(self, host: Host, index: int) -> bool:
